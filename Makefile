@@ -1,0 +1,35 @@
+# rlmbox — the two commands a newcomer needs:
+#   make run    set up what is missing, build, start rlmbox
+#   make test   set up what is missing, build, run every test
+# Heavy artifacts are cached in $(RLMBOX_CACHE) (default ~/.cache/rlmbox).
+
+BUILD_DIR ?= build
+export BUILD_DIR
+
+.PHONY: all setup build test run bench bench-quick format clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@cmake --build $(BUILD_DIR)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 600
+
+run: build
+	@scripts/run.sh
+
+bench: build
+	@$(BUILD_DIR)/rlmbox_bench --native-python python3 --native-python $$(scripts/native-python.sh)
+
+bench-quick: build
+	@$(BUILD_DIR)/rlmbox_bench --quick --native-python python3
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR)

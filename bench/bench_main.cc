@@ -1,0 +1,183 @@
+// rlmbox_bench: the figures of design §8 for the engine and executor, each
+// printed next to its target, with native CPython measured in the same run.
+//
+//   rlmbox_bench [--quick] [--native-python PATH]...
+//
+// Not a test: numbers are printed, never asserted. docs/benchmarks.md records
+// a run and the command that produced it.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/runtime_paths.h"
+#include "engine/engine.h"
+#include "executor/executor.h"
+
+namespace {
+
+using namespace rlmbox;
+using Clock = std::chrono::steady_clock;
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+// Private (non-shared) memory of this process, from smaps_rollup, in bytes.
+uint64_t PrivateBytes() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string key;
+  uint64_t kb = 0, total = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    ls >> key >> kb;
+    if (key == "Private_Clean:" || key == "Private_Dirty:") total += kb;
+  }
+  return total * 1024;
+}
+
+std::string RunCommand(const std::string& cmd) {
+  std::array<char, 4096> buf{};
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
+  pclose(p);
+  return out;
+}
+
+constexpr const char* kCpuExpr = "sum(i*i for i in range(10**6))";
+
+// Median seconds of the CPU-bound expression in a native interpreter, timed
+// inside that interpreter (so process start-up is not counted).
+double NativeSeconds(const std::string& python, int reps) {
+  std::string code = std::string("import time\nbest=[]\nfor _ in range(") + std::to_string(reps) +
+                     "):\n t=time.perf_counter(); " + kCpuExpr +
+                     "; best.append(time.perf_counter()-t)\nbest.sort(); print(best[len(best)//2])";
+  std::string out = RunCommand("'" + python + "' -c '" + code + "' 2>/dev/null");
+  return out.empty() ? -1 : std::stod(out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::vector<std::string> natives;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    if (a == "--native-python" && i + 1 < argc) natives.push_back(argv[++i]);
+  }
+  if (natives.empty()) natives.push_back("python3");
+  const int n_fresh = quick ? 200 : 2000;
+  const int n_session = quick ? 500 : 5000;
+  const int n_idle = quick ? 20 : 100;
+  const int cpu_reps = quick ? 3 : 7;
+
+  engine::EngineOptions eo;
+  eo.guest_dir = cli::DefaultGuestDir();
+  eo.module_cache_dir = cli::DefaultModuleCacheDir();
+  eo.max_sandboxes = static_cast<uint32_t>(n_idle + 16);
+  auto t0 = Clock::now();
+  auto engine = engine::Engine::Create(eo);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "engine: %s\n", engine.status().ToString().c_str());
+    return 1;
+  }
+  double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  executor::Executor ex(**engine, executor::Executor::Options{.warm_sandboxes = 4});
+  std::printf("rlmbox_bench  wasmtime %s  guest %.12s  module %s (engine ready in %.1f ms)\n",
+              (*engine)->info().wasmtime_version.c_str(), (*engine)->info().guest_sha256.c_str(),
+              (*engine)->info().module_from_cache ? "from cache" : "compiled", load_ms);
+  std::printf("baseline guest memory: %.1f MiB\n\n",
+              static_cast<double>((*engine)->info().baseline_memory_bytes) / (1 << 20));
+
+  engine::Limits limits;
+  limits.timeout = std::chrono::seconds(30);
+
+  // 1. Fresh-sandbox execute of `pass` through the executor (warm pool).
+  {
+    std::vector<double> ms;
+    executor::ExecuteRequest req;
+    req.code = "pass";
+    req.limits = limits;
+    for (int i = 0; i < 20; ++i) (void)ex.Execute(req);  // warm-up
+    auto start = Clock::now();
+    for (int i = 0; i < n_fresh; ++i) {
+      auto t = Clock::now();
+      auto r = ex.Execute(req);
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+      if (!r.ok() || !r->success) return 2;
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    std::printf("fresh sandbox execute 'pass'   p50 %.3f ms  p99 %.3f ms  (%.0f/s on one thread)  target p50 <= 1 ms\n",
+                Percentile(ms, 0.5), Percentile(ms, 0.99), n_fresh / secs);
+  }
+  // 2. Session execute of `x = 1`.
+  {
+    auto s = ex.CreateSession();
+    if (!s.ok()) return 3;
+    std::vector<double> ms;
+    for (int i = 0; i < n_session; ++i) {
+      auto t = Clock::now();
+      auto r = (*s)->Execute("x = 1", limits, nullptr);
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+      if (!r.ok() || !r->success) return 4;
+    }
+    std::printf("session execute 'x = 1'        p50 %.3f ms  p99 %.3f ms\n", Percentile(ms, 0.5),
+                Percentile(ms, 0.99));
+  }
+  // 3. CPU-bound Python: sandbox vs native CPython.
+  {
+    auto s = ex.CreateSession();
+    if (!s.ok()) return 5;
+    std::vector<double> secs;
+    for (int i = 0; i < cpu_reps; ++i) {
+      auto r = (*s)->Execute(kCpuExpr, limits, nullptr);
+      if (!r.ok() || !r->success) return 6;
+      secs.push_back(r->execution_time_s);
+    }
+    double sandbox = Percentile(secs, 0.5);
+    std::printf("\nCPU-bound %s (median of %d)\n", kCpuExpr, cpu_reps);
+    std::printf("  rlmbox sandbox            %8.1f ms\n", sandbox * 1000);
+    for (const auto& py : natives) {
+      double native = NativeSeconds(py, cpu_reps);
+      if (native <= 0) {
+        std::printf("  %-25s (not available)\n", py.c_str());
+        continue;
+      }
+      std::string version = RunCommand("'" + py + "' -c 'import sys; print(sys.version.split()[0])'");
+      version.erase(version.find_last_not_of("\n") + 1);
+      std::printf("  native %-18s %8.1f ms   ratio %.2fx  (target <= 1.5x)\n",
+                  (py.size() > 18 ? "CPython " + version : py).c_str(), native * 1000,
+                  sandbox / native);
+    }
+  }
+  // 4. Private memory per idle session.
+  {
+    std::vector<std::unique_ptr<executor::Session>> sessions;
+    uint64_t before = PrivateBytes();
+    for (int i = 0; i < n_idle; ++i) {
+      auto s = ex.CreateSession();
+      if (!s.ok()) return 7;
+      (void)(*s)->Execute("x = 1", limits, nullptr);
+      sessions.push_back(std::move(s).value());
+    }
+    uint64_t after = PrivateBytes();
+    std::printf("\nidle session (after one cell)  %.2f MiB private each over %d sessions  target <= 4 MiB\n",
+                static_cast<double>(after - before) / n_idle / (1 << 20), n_idle);
+  }
+  return 0;
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Builds the rlmbox guest: CPython 3.13 for wasm32-wasip1 as a reactor with our
+# shim, the pruned stdlib zip (with rlmbox_runner inside), pre-initialised by
+# Wizer. Prints the directory holding guest.wasm and lib/python313.zip.
+#
+# Every stage is cached under $RLMBOX_CACHE keyed by the hash of its recipe:
+#   src/                       Debian source packages (python3.13, zlib from trixie)
+#   cpython-native-<ver>/      native build python (cross builds need one)
+#   cpython-wasi-<hash>/       libpython + modules + zlib for wasm32 (slow, ~10 min)
+#   guest-<hash>/              the final guest (fast: link, zip, wizer)
+set -euo pipefail
+source "$(dirname "$0")/../scripts/common.sh"
+here="$ROOT/guest"
+
+PY_VERSION=3.13.5
+PY_DEB=python3.13
+ZLIB_DEB=zlib
+
+cpython_hash=$(recipe_hash guest/build-cpython-wasi.sh guest/build-native-python.sh)
+guest_hash=$(recipe_hash guest/shim.c guest/rlmbox_runner.py guest/build.sh guest/stdlib-prune.txt \
+  guest/wizer/package.json guest/wizer/package-lock.json)-$cpython_hash
+out="$RLMBOX_CACHE/guest-$guest_hash"
+if [[ -f "$out/.done" ]]; then echo "$out"; exit 0; fi
+
+# --- sources from Debian -----------------------------------------------------------------
+src="$RLMBOX_CACHE/src"
+mkdir -p "$src"
+fetch_source() {  # fetch_source PACKAGE GLOB -> path of the upstream tarball
+  local f
+  f=$(ls "$src"/$2 2>/dev/null | head -1 || true)
+  if [[ -z "$f" ]]; then
+    log "fetching Debian source package $1"
+    (cd "$src" && apt-get source --download-only -qq "$1" >/dev/null 2>&1) ||
+      { log "apt-get source $1 failed (is the trixie deb-src entry present? run scripts/install-system-deps.sh)"; exit 1; }
+    f=$(ls "$src"/$2 | head -1)
+  fi
+  echo "$f"
+}
+py_tar=$(fetch_source "$PY_DEB" "python3.13_${PY_VERSION}.orig.tar.xz")
+zlib_tar=$(fetch_source "$ZLIB_DEB" "zlib_*.orig.tar.gz")
+
+# --- native build python, then the wasm32 CPython -------------------------------------------
+native="$RLMBOX_CACHE/cpython-native-$PY_VERSION"
+if [[ ! -f "$native/.done" ]]; then
+  log "building native CPython $PY_VERSION (cross-build helper, ~5 min)"
+  "$here/build-native-python.sh" "$py_tar" "$native"
+fi
+wasi="$RLMBOX_CACHE/cpython-wasi-$cpython_hash"
+if [[ ! -f "$wasi/.done" ]]; then
+  log "cross-building CPython $PY_VERSION for wasm32-wasip1 (~10 min)"
+  "$here/build-cpython-wasi.sh" "$py_tar" "$zlib_tar" "$native/python" "$wasi"
+fi
+
+rm -rf "$out.tmp" && mkdir -p "$out.tmp/lib"
+work="$out.tmp/work"
+mkdir -p "$work"
+
+# --- link the reactor ------------------------------------------------------------------------
+# shellcheck disable=SC1090
+eval "$(sed -e "s/^\([A-Z_]*\)=\(.*\)$/\1='\2'/" "$wasi/link.vars")"
+cpy="$wasi/cpython"
+clang-19 --target=wasm32-wasi -O2 -g0 -I"$cpy/Include" -I"$cpy" -c "$here/shim.c" -o "$work/shim.o"
+# -mexec-model=reactor: crt1-reactor (no main; _initialize runs libc ctors).
+# The stack stays first and at CPython's 8 MiB so an overflow traps instead of
+# corrupting the heap.
+(cd "$cpy" && clang-19 --target=wasm32-wasi -mexec-model=reactor $LDFLAGS \
+  -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
+  -Wl,--strip-all \
+  -o "$work/guest-raw.wasm" "$work/shim.o" $LINK_OBJS $LIBS)
+
+# --- the stdlib zip ----------------------------------------------------------------------------
+stage="$work/stdlib"
+mkdir -p "$stage"
+cp -r "$cpy/Lib/." "$stage/"
+while read -r entry; do
+  [[ -z "$entry" || "$entry" == \#* ]] && continue
+  rm -rf "$stage/$entry"
+done <"$here/stdlib-prune.txt"
+find "$stage" -name '__pycache__' -type d -prune -exec rm -rf {} +
+cp "$cpy"/build/lib.wasi-wasm32-3.13/_sysconfigdata*.py "$stage/" 2>/dev/null || true
+cp "$here/rlmbox_runner.py" "$stage/"
+# Byte-compile with the same CPython version (same magic number), then zip
+# .pyc next to .py so tracebacks still show source lines.
+"$native/python" -E -s -m compileall -q -j0 -o 0 -b "$stage" >/dev/null
+(cd "$stage" && find . -type f \( -name '*.py' -o -name '*.pyc' \) | LC_ALL=C sort |
+  TZ=UTC zip -q -X -D -9 -@ "$out.tmp/lib/python313.zip")
+
+# --- Wizer pre-initialisation ----------------------------------------------------------------
+tools="$RLMBOX_CACHE/wizer-$(recipe_hash guest/wizer/package.json guest/wizer/package-lock.json)"
+if [[ ! -x "$tools/node_modules/.bin/wizer" && ! -x "$tools/node_modules/@bytecodealliance/wizer-linux-x64/wizer" ]]; then
+  rm -rf "$tools" && mkdir -p "$tools"
+  cp "$here/wizer/package.json" "$here/wizer/package-lock.json" "$tools/"
+  (cd "$tools" && npm ci --no-audit --no-fund --silent >/dev/null 2>&1) ||
+    { log "npm ci for wizer failed"; exit 1; }
+fi
+wizer="$tools/node_modules/@bytecodealliance/wizer-linux-x64/wizer"
+"$wizer" --allow-wasi --init-func rlmbox_init --inherit-stdio true \
+  --mapdir "/lib::$out.tmp/lib" -o "$out.tmp/guest.wasm" "$work/guest-raw.wasm"
+
+rm -rf "$work"
+sha256sum "$out.tmp/guest.wasm" "$out.tmp/lib/python313.zip" | sed "s|$out.tmp/||" >"$out.tmp/SHA256SUMS"
+touch "$out.tmp/.done"
+rm -rf "$out" && mv "$out.tmp" "$out"
+echo "$out"

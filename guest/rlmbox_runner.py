@@ -1,0 +1,406 @@
+"""rlmbox guest runner: REPL semantics inside the sandbox.
+
+Imported once at build time (under Wizer), so every instance starts with it
+loaded. The host calls `entry(op, data)` through the C shim; every reply is a
+UTF-8 JSON object (bytes). Nothing here is trusted by the host: limits are
+enforced by the engine, and the host validates every reply.
+
+Ops:
+  OP_EXECUTE      data = JSON {"code": str, "max_output_bytes": int}
+  OP_CONTEXT_STR  data = UTF-8 text; becomes `context` (str)
+  OP_CONTEXT_JSON data = JSON value; becomes `context` (dict / list / ...)
+  OP_GET_VAR      data = UTF-8 variable name
+"""
+
+import ast
+import builtins
+import io
+import json
+import linecache
+import random
+import reprlib
+import signal
+import sys
+import traceback
+
+import _rlmbox
+
+# Imported now so they are part of the snapshot and free for every cell.
+import base64, bisect, collections, copy, dataclasses, datetime, decimal  # noqa: E401,F401
+import enum, fractions, functools, hashlib, heapq, itertools, math, operator  # noqa: E401,F401
+import statistics, string, struct, textwrap, time, typing, unicodedata, zlib  # noqa: E401,F401
+
+OP_EXECUTE = 0
+OP_CONTEXT_STR = 1
+OP_CONTEXT_JSON = 2
+OP_GET_VAR = 3
+
+_LOCALS_JSON_MAX = 4096  # bytes of JSON per variable before falling back to repr
+_LOCALS_REPR_MAX = 200  # characters of repr per variable
+_LOCALS_MAX_NAMES = 200
+
+
+class SandboxInterrupt(BaseException):
+    """Raised inside a cell when the host asks it to stop (a limit was reached)."""
+
+
+class OutputLimitExceeded(BaseException):
+    """Raised inside a cell when it writes past its output cap."""
+
+
+class LLMQueryError(RuntimeError):
+    """A host call (llm_query & co) failed."""
+
+
+# ---------------------------------------------------------------- state
+
+_ns = {"__name__": "__main__", "__builtins__": builtins}
+_state = {
+    "reseeded": False,  # False in the snapshot: the first call of each instance reseeds
+    "in_cell": False,
+    "interrupted": False,
+    "cell": 0,
+    "context": None,
+    "has_context": False,
+}
+
+
+def _on_interrupt(signum, frame):
+    _state["interrupted"] = True
+    if _state["in_cell"]:
+        raise SandboxInterrupt("execution stopped: a limit was reached")
+
+
+signal.signal(signal.SIGINT, _on_interrupt)
+
+
+# ---------------------------------------------------------------- output capture
+
+
+class _CappedWriter(io.TextIOBase):
+    """A text stream that keeps at most `limit` UTF-8 bytes and then refuses."""
+
+    def __init__(self, limit):
+        self._parts = []
+        self._size = 0
+        self._limit = limit
+        self.truncated = False
+
+    def writable(self):
+        return True
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if self.truncated:
+            raise OutputLimitExceeded("output limit reached")
+        data = s.encode("utf-8", "backslashreplace")
+        room = self._limit - self._size
+        if len(data) > room:
+            self._parts.append(data[:room].decode("utf-8", "ignore"))
+            self._size = self._limit
+            self.truncated = True
+            raise OutputLimitExceeded("output limit reached")
+        self._parts.append(data.decode("utf-8"))
+        self._size += len(data)
+        return len(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def getvalue(self):
+        return "".join(self._parts)
+
+
+# ---------------------------------------------------------------- host door
+
+
+def _host_call(kind, args):
+    request = json.dumps({"kind": kind, "args": args}).encode("utf-8")
+    reply = json.loads(_rlmbox.host_call(request))
+    if "error" in reply:
+        raise LLMQueryError(reply["error"])
+    return reply.get("result")
+
+
+def _check_prompt(prompt, what="prompt"):
+    if not isinstance(prompt, str):
+        raise TypeError(f"{what} must be a str, not {type(prompt).__name__}")
+    return prompt
+
+
+def _check_prompts(prompts):
+    if isinstance(prompts, str) or not hasattr(prompts, "__iter__"):
+        raise TypeError("prompts must be a list of str")
+    return [_check_prompt(p, "each prompt") for p in prompts]
+
+
+def llm_query(prompt, model=None):
+    """Ask a language model; returns its reply as a str."""
+    return str(_host_call("llm_query", {"prompt": _check_prompt(prompt), "model": model}))
+
+
+def llm_query_batched(prompts, model=None):
+    """Ask many prompts at once (run in parallel by the host); replies keep input order.
+    A prompt that failed yields a str starting with 'Error: '."""
+    results = _host_call("llm_query_batched", {"prompts": _check_prompts(prompts), "model": model})
+    return [_item(r) for r in results]
+
+
+def rlm_query(prompt, model=None):
+    """Run a recursive language model (a child RLM with its own REPL) on `prompt`."""
+    return str(_host_call("rlm_query", {"prompt": _check_prompt(prompt), "model": model}))
+
+
+def rlm_query_batched(prompts, model=None):
+    """Run several child RLMs; results keep input order, failures as 'Error: ...'."""
+    results = _host_call("rlm_query_batched", {"prompts": _check_prompts(prompts), "model": model})
+    return [_item(r) for r in results]
+
+
+def _item(r):
+    if isinstance(r, dict) and "error" in r:
+        return f"Error: {r['error']}"
+    return str(r)
+
+
+def FINAL_VAR(variable_name):
+    """Mark the variable named `variable_name` as the final answer and return it as str."""
+    if not isinstance(variable_name, str):
+        value = variable_name  # FINAL_VAR(x): accept the value itself
+    else:
+        name = variable_name.strip().strip("\"'")
+        if name not in _ns:
+            return f"Error: variable '{name}' not found"
+        value = _ns[name]
+    text = str(value)
+    answer = _ns.get("answer")
+    if isinstance(answer, dict):
+        answer["content"] = text
+        answer["ready"] = True
+    return text
+
+
+def SHOW_VARS():
+    """Print the user variables currently defined (name and type)."""
+    names = _user_names()
+    if not names:
+        print("No variables defined.")
+        return None
+    for name in names:
+        print(f"{name}: {type(_ns[name]).__name__}")
+    return None
+
+
+_RESERVED = {
+    "llm_query": llm_query,
+    "llm_query_batched": llm_query_batched,
+    "rlm_query": rlm_query,
+    "rlm_query_batched": rlm_query_batched,
+    "FINAL_VAR": FINAL_VAR,
+    "SHOW_VARS": SHOW_VARS,
+}
+
+
+def _restore_reserved():
+    """Put back the names a cell must not be able to break."""
+    _ns["__builtins__"] = builtins
+    _ns["__name__"] = "__main__"
+    _ns.update(_RESERVED)
+    if _state["has_context"]:
+        _ns["context"] = _state["context"]
+    answer = _ns.get("answer")
+    if (
+        not isinstance(answer, dict)
+        or not isinstance(answer.get("content"), str)
+        or not isinstance(answer.get("ready"), bool)
+    ):
+        _ns["answer"] = {"content": "", "ready": False}
+
+
+_HIDDEN = set(_RESERVED) | {"context", "answer"}
+
+
+def _user_names():
+    return [
+        n
+        for n, v in _ns.items()
+        if not n.startswith("_") and n not in _HIDDEN and type(v).__name__ != "module"
+    ]
+
+
+# ---------------------------------------------------------------- locals summary
+
+_repr = reprlib.Repr()
+_repr.maxstring = _LOCALS_REPR_MAX
+_repr.maxother = _LOCALS_REPR_MAX
+_repr.maxlevel = 3
+
+
+def _summarize(value):
+    if value is None or isinstance(value, (bool, int, float)):
+        if isinstance(value, float) and (value != value or value in (math.inf, -math.inf)):
+            return repr(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 53:
+            return _short_repr(value)
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= _LOCALS_JSON_MAX else _short_repr(value)
+    if isinstance(value, (list, dict, tuple)) and len(value) <= 256:
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            return _short_repr(value)
+        if len(text) <= _LOCALS_JSON_MAX:
+            return json.loads(text)
+    return _short_repr(value)
+
+
+def _short_repr(value):
+    try:
+        text = _repr.repr(value)
+    except BaseException:  # a user __repr__ may do anything
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= _LOCALS_REPR_MAX else text[: _LOCALS_REPR_MAX - 3] + "..."
+
+
+def _locals():
+    out = {}
+    for name in _user_names()[:_LOCALS_MAX_NAMES]:
+        out[name] = _summarize(_ns[name])
+    return out
+
+
+# ---------------------------------------------------------------- execution
+
+
+def _format_exception(exc):
+    """A traceback without the runner's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _run_cell(code, filename):
+    """Runs one cell; returns (exception or None). Echoes the last expression."""
+    tree = ast.parse(code, filename, "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    _state["in_cell"] = True
+    try:
+        if _state["interrupted"]:
+            raise SandboxInterrupt("execution stopped: a limit was reached")
+        exec(compile(tree, filename, "exec"), _ns)
+        if last is not None:
+            value = eval(compile(last, filename, "eval"), _ns)
+            if value is not None:
+                _ns["_"] = value
+                sys.stdout.write(repr(value) + "\n")
+    finally:
+        _state["in_cell"] = False
+
+
+def _execute(request):
+    code = request.get("code")
+    limit = int(request.get("max_output_bytes") or 1 << 20)
+    if not isinstance(code, str):
+        return {"success": False, "stdout": "", "stderr": "", "error": "code must be a str",
+                "exception_type": "TypeError", "locals": {}}
+    _state["cell"] += 1
+    _state["interrupted"] = False
+    filename = f"<cell-{_state['cell']}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    _restore_reserved()
+
+    out, err = _CappedWriter(limit), _CappedWriter(limit)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    exc = None
+    try:
+        _run_cell(code, filename)
+    except BaseException as e:  # everything the cell raised, including our own stops
+        exc = e
+    finally:
+        sys.stdout, sys.stderr = saved
+
+    error = None
+    exc_type = None
+    if exc is not None:
+        exc_type = type(exc).__name__
+        if isinstance(exc, SyntaxError):
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+        elif isinstance(exc, OutputLimitExceeded):
+            text = ""
+        else:
+            text = _format_exception(exc)
+        error = text.strip().splitlines()[-1] if text.strip() else f"{exc_type}: {exc}"
+        if text and not err.truncated:
+            try:
+                err.write(text)
+            except OutputLimitExceeded:
+                pass
+    answer = _ns.get("answer")
+    reply = {
+        "success": exc is None,
+        "stdout": out.getvalue(),
+        "stderr": err.getvalue(),
+        "stdout_truncated": out.truncated,
+        "stderr_truncated": err.truncated,
+        "error": error,
+        "exception_type": exc_type,
+        "interrupted": _state["interrupted"],
+        "locals": _locals(),
+    }
+    if isinstance(answer, dict) and answer.get("ready") is True:
+        reply["answer"] = {"content": str(answer.get("content", "")), "ready": True}
+    return reply
+
+
+def _get_var(name):
+    if name not in _ns or name.startswith("__"):
+        return {"found": False}
+    value = _ns[name]
+    return {"found": True, "value": _summarize(value), "text": str(value),
+            "type": type(value).__name__}
+
+
+def entry(op, data):
+    """The shim's single entry point: returns the reply as UTF-8 JSON bytes."""
+    if not _state["reseeded"]:
+        # Every instance is restored from the same snapshot: draw fresh
+        # randomness from the host (WASI random_get) before user code runs.
+        random.seed()
+        _state["reseeded"] = True
+    try:
+        if op == OP_EXECUTE:
+            reply = _execute(json.loads(bytes(data)))
+        elif op == OP_CONTEXT_STR:
+            _state["context"] = str(data, "utf-8", "replace")
+            _state["has_context"] = True
+            _ns["context"] = _state["context"]
+            reply = {"ok": True, "type": "str", "length": len(_state["context"])}
+        elif op == OP_CONTEXT_JSON:
+            value = json.loads(bytes(data))
+            _state["context"] = value
+            _state["has_context"] = True
+            _ns["context"] = value
+            reply = {"ok": True, "type": type(value).__name__, "length": len(value)
+                     if hasattr(value, "__len__") else None}
+        elif op == OP_GET_VAR:
+            reply = _get_var(str(data, "utf-8", "replace"))
+        else:
+            reply = {"error": f"unknown op {op}"}
+        # Lone surrogates cannot be UTF-8: they become "?" so the reply is always valid.
+        return json.dumps(reply, ensure_ascii=False, allow_nan=False, default=repr).encode(
+            "utf-8", "replace")
+    except BaseException as e:  # never let the runner itself die
+        return json.dumps({"error": f"runner failure: {type(e).__name__}: {e}"}).encode()

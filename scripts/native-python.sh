@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Prints the path of the native CPython built from the same Debian source as the
+# guest (the fairest native baseline for benchmarks).
+source "$(dirname "$0")/common.sh"
+echo "$RLMBOX_CACHE/cpython-native-3.13.5/python"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One idempotent set-up: Debian packages, wasmtime C API, the guest, and the
+# CMake build directory. Heavy artifacts are cached outside the clone
+# ($RLMBOX_CACHE, default ~/.cache/rlmbox) keyed by recipe hash, so a fresh
+# clone with a warm cache configures in seconds.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+
+"$ROOT/scripts/install-system-deps.sh"
+wasmtime_dir=$("$ROOT/scripts/build-wasmtime.sh")
+guest_dir=$("$ROOT/guest/build.sh")
+
+# Reconfigure only when an input changed (keeps `make` fast and quiet).
+stamp="$BUILD_DIR/.rlmbox-configured"
+want="$wasmtime_dir|$guest_dir|${CMAKE_BUILD_TYPE:-RelWithDebInfo}"
+if [[ ! -f "$BUILD_DIR/build.ninja" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja \
+    -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
+    -DWASMTIME_DIR="$wasmtime_dir" -DRLMBOX_GUEST_DIR="$guest_dir" >/dev/null
+  echo "$want" >"$stamp"
+fi

@@ -1,0 +1,20 @@
+// rlmbox: the command-line entry point. main() only wires subcommands.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/run_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"rlmbox - a WebAssembly sandbox for code written by language models"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  rlmbox::cli::AddRunCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return exit_code;
+}

@@ -1,0 +1,184 @@
+#include "engine/engine.h"
+
+#include <openssl/evp.h>
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <system_error>
+
+#include "engine/internals.h"
+#include "engine/sandbox.h"
+
+namespace rlmbox::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string Hex(const unsigned char* data, size_t n) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(kDigits[data[i] >> 4]);
+    out.push_back(kDigits[data[i] & 15]);
+  }
+  return out;
+}
+
+std::string Sha256(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  return Hex(digest, len);
+}
+
+Result<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path.string());
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+Status WriteFileAtomically(const fs::path& path, std::string_view bytes) {
+  fs::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out) return Internal("cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Internal("cannot rename " + tmp.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+// Every engine setting that changes generated code or its runtime contract;
+// part of the compiled-module cache key.
+constexpr std::string_view kEngineFingerprint =
+    "cranelift-speed;epoch;fuel;pooling;cow;stack-first;v1";
+
+wasmtime::Config MakeConfig(const EngineOptions& options) {
+  wasmtime::Config config;
+  config.epoch_interruption(true);
+  config.consume_fuel(true);
+  config.max_wasm_stack(options.max_wasm_stack);
+  config.parallel_compilation(true);
+  config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+  config.memory_init_cow(true);
+  wasmtime::PoolAllocationConfig pool;
+  pool.total_core_instances(options.max_sandboxes);
+  pool.total_memories(options.max_sandboxes);
+  pool.total_tables(options.max_sandboxes);
+  pool.max_memory_size(size_t{4} << 30);  // wasm32's whole address space; stores cap lower
+  pool.max_core_instance_size(size_t{4} << 20);
+  pool.table_elements(size_t{1} << 16);
+  // Keep the first pages of a reused slot resident: resetting them with
+  // memset is cheaper than taking page faults again on the next instance.
+  pool.linear_memory_keep_resident(size_t{1} << 20);
+  config.pooling_allocation_strategy(pool);
+  return config;
+}
+
+// Loads the compiled guest from the cache, or compiles and caches it.
+// Only files this code wrote are loaded: the cache key covers the wasmtime
+// version, the engine settings and the guest's hash, and a manifest holding
+// the compiled file's SHA-256 is checked before deserializing.
+Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string& wasm,
+                                    const std::string& guest_sha, const fs::path& cache_dir,
+                                    bool* from_cache) {
+  std::error_code ec;
+  fs::create_directories(cache_dir, ec);
+  const std::string key =
+      Sha256(std::string(WASMTIME_VERSION) + ";" + std::string(kEngineFingerprint) + ";" +
+             guest_sha)
+          .substr(0, 32);
+  const fs::path cwasm = cache_dir / ("guest-" + key + ".cwasm");
+  const fs::path manifest = cache_dir / ("guest-" + key + ".sha256");
+
+  auto cached = ReadFile(cwasm);
+  auto expected = ReadFile(manifest);
+  if (cached.ok() && expected.ok() && Sha256(*cached) == *expected) {
+    auto module = wasmtime::Module::deserialize_file(engine, cwasm.string());
+    if (module) {
+      *from_cache = true;
+      return std::move(module).ok();
+    }
+  }
+  *from_cache = false;
+  auto module = wasmtime::Module::compile(
+      engine, wasmtime::Span<uint8_t>(reinterpret_cast<uint8_t*>(const_cast<char*>(wasm.data())),
+                                      wasm.size()));
+  if (!module) return Internal("compiling the guest failed: " + module.err().message());
+  auto bytes = module.ok().serialize();
+  if (bytes) {
+    std::string_view view(reinterpret_cast<const char*>(bytes.ok().data()), bytes.ok().size());
+    // A cache we cannot write only costs the next start a compile.
+    if (WriteFileAtomically(cwasm, view).ok()) {
+      (void)WriteFileAtomically(manifest, Sha256(view));
+      // Deserializing from the file lets instances map memory images from it.
+      auto mapped = wasmtime::Module::deserialize_file(engine, cwasm.string());
+      if (mapped) return std::move(mapped).ok();
+    }
+  }
+  return std::move(module).ok();
+}
+
+}  // namespace
+
+Engine::Engine(const EngineOptions& options) : options_(options) {}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
+  auto started = Clock::now();
+  std::unique_ptr<Engine> self(new Engine(options));
+  const fs::path wasm_path = options.guest_dir / "guest.wasm";
+  const fs::path lib_dir = options.guest_dir / "lib";
+  if (!fs::exists(lib_dir / "python313.zip")) {
+    return NotFound("guest stdlib missing: " + (lib_dir / "python313.zip").string() +
+                    " (build it with `make guest`)");
+  }
+  ASSIGN_OR_RETURN(std::string wasm, ReadFile(wasm_path));
+  self->info_.wasmtime_version = WASMTIME_VERSION;
+  self->info_.guest_sha256 = Sha256(wasm);
+
+  wasmtime::Engine engine(MakeConfig(options));
+  bool from_cache = false;
+  ASSIGN_OR_RETURN(wasmtime::Module module,
+                   LoadModule(engine, wasm, self->info_.guest_sha256, options.module_cache_dir,
+                              &from_cache));
+  self->info_.module_from_cache = from_cache;
+
+  wasmtime::Linker linker(engine);
+  if (auto r = linker.define_wasi(); !r) return Internal("define_wasi: " + r.err().message());
+  linker.allow_shadowing(true);
+  try {
+    DefineHostFunctions(linker);
+  } catch (const std::exception& e) {
+    return Internal(e.what());
+  }
+  auto internals =
+      std::make_unique<EngineInternals>(std::move(engine), std::move(module), std::move(linker));
+  if (auto* err = wasmtime_linker_instantiate_pre(internals->linker.capi(),
+                                                  internals->module.capi(), &internals->pre)) {
+    wasmtime::Error e(err);
+    return Internal("guest imports cannot be satisfied: " + e.message());
+  }
+  internals->lib_dir = fs::absolute(lib_dir).string();
+  wasmtime::Engine* raw_engine = &internals->engine;
+  internals->watchdog = std::make_unique<Watchdog>(std::chrono::microseconds(1000),
+                                                   [raw_engine] { raw_engine->increment_epoch(); });
+  self->internals_ = std::move(internals);
+
+  // One probe instance tells the snapshot's memory size (the baseline that
+  // Limits::memory_bytes comes on top of) and proves the guest instantiates.
+  ASSIGN_OR_RETURN(auto probe, self->NewSandbox());
+  self->info_.baseline_memory_bytes = probe->memory_bytes();
+  self->info_.load_time =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  return self;
+}
+
+}  // namespace rlmbox::engine

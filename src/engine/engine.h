@@ -1,0 +1,76 @@
+// Engine: the one wasmtime engine of a process, the compiled guest, and the
+// factory for sandboxes.
+//
+// Create() loads the guest (guest.wasm + its stdlib zip), compiles it once and
+// caches the compiled module on disk keyed by (wasmtime version, engine
+// configuration, guest hash); later starts deserialize that file after
+// checking its SHA-256 against the manifest written beside it. Instances come
+// from a pooling allocator with copy-on-write memory images of the Wizer
+// snapshot, so a new sandbox costs an mmap, not an interpreter start-up.
+//
+// Thread-safety: NewSandbox() may be called from any thread concurrently.
+// The Engine must outlive every Sandbox it made.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+
+namespace rlmbox::engine {
+
+class Sandbox;
+struct EngineInternals;
+
+struct EngineOptions {
+  // Holds guest.wasm and lib/python313.zip (see guest/build.sh).
+  std::filesystem::path guest_dir;
+  // Where compiled modules are cached; created if missing.
+  std::filesystem::path module_cache_dir;
+  // Slots in the pooling allocator: the most sandboxes alive at once.
+  uint32_t max_sandboxes = 1000;
+  // Native stack the guest may use (wasm frames); exceeding it is a clean trap.
+  size_t max_wasm_stack = 2u << 20;
+  // After a soft stop (the cell is asked to stop at its deadline) the guest has
+  // this long to return before it is stopped hard and the sandbox discarded.
+  std::chrono::milliseconds hard_stop_grace{50};
+};
+
+struct EngineInfo {
+  std::string wasmtime_version;
+  std::string guest_sha256;
+  bool module_from_cache = false;
+  std::chrono::milliseconds load_time{0};
+  uint64_t baseline_memory_bytes = 0;  // linear memory of a fresh sandbox
+};
+
+class Engine {
+ public:
+  // Errors: kNotFound when the guest files are missing; kInternal when the
+  // guest does not compile or instantiate.
+  static Result<std::unique_ptr<Engine>> Create(const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // A fresh sandbox restored from the snapshot, with its own randomness.
+  // Errors: kResourceExhausted when every pool slot is in use; kInternal
+  // when instantiation fails for another reason.
+  Result<std::unique_ptr<Sandbox>> NewSandbox();
+
+  const EngineInfo& info() const { return info_; }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  explicit Engine(const EngineOptions& options);
+  friend class Sandbox;
+
+  EngineOptions options_;
+  EngineInfo info_;
+  std::unique_ptr<EngineInternals> internals_;
+};
+
+}  // namespace rlmbox::engine

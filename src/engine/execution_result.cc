@@ -1,0 +1,24 @@
+#include "engine/execution_result.h"
+
+namespace rlmbox::engine {
+
+nlohmann::json ExecutionResult::ToJson() const {
+  nlohmann::json j = {
+      {"success", success},
+      {"stdout", stdout_text},
+      {"stderr", stderr_text},
+      {"locals", locals},
+      {"execution_time", execution_time_s},
+      {"error", error ? nlohmann::json(*error) : nlohmann::json(nullptr)},
+      {"outcome", OutcomeName(outcome)},
+      {"execution_id", execution_id},
+      {"fuel_used", fuel_used},
+      {"memory_peak_bytes", memory_peak_bytes},
+      {"host_calls", host_calls},
+  };
+  if (final_answer) j["final_answer"] = *final_answer;
+  if (sandbox_reset) j["sandbox_reset"] = true;
+  return j;
+}
+
+}  // namespace rlmbox::engine

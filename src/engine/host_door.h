@@ -1,0 +1,47 @@
+// HostCallHandler: what answers the guest's llm_query & co.
+//
+// The engine decodes and validates each call coming through the guest's host
+// door (kind, argument shapes, sizes, count) and hands it to the handler on the
+// executing thread while the guest waits. Later layers plug in here: the RLM
+// loop (in-process), or the HTTP stream to a remote inference plane.
+// Implementations must be safe to call from any executor thread; one execution
+// calls its handler from one thread at a time.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+namespace rlmbox::engine {
+
+enum class HostCallKind { kLlmQuery, kLlmQueryBatched, kRlmQuery, kRlmQueryBatched };
+
+std::string_view HostCallKindName(HostCallKind kind);
+
+struct HostCall {
+  HostCallKind kind;
+  // llm_query / rlm_query: {"prompt": str, "model": str|null}
+  // *_batched:             {"prompts": [str...], "model": str|null}
+  nlohmann::json args;
+  std::chrono::steady_clock::time_point deadline;  // the execution's wall deadline
+};
+
+// The answer to one call: a JSON value (a str for single calls; for batched
+// calls an array in input order whose failed items are {"error": "..."}), or
+// an error message the guest sees as an exception.
+struct HostCallError {
+  std::string message;
+};
+using HostCallReply = std::variant<nlohmann::json, HostCallError>;
+
+class HostCallHandler {
+ public:
+  virtual ~HostCallHandler() = default;
+  // Must return by `call.deadline`; the engine stops the guest at the deadline
+  // anyway, and a reply that arrives later is discarded.
+  virtual HostCallReply Handle(const HostCall& call) = 0;
+};
+
+}  // namespace rlmbox::engine

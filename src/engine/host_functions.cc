@@ -1,0 +1,279 @@
+// The functions the guest may import beyond plain WASI:
+//  - rlmbox.host_call: the host door for llm_query & co;
+//  - wasi_snapshot_preview1.clock_time_get / poll_oneoff, replaced so that a
+//    guest sleep never outlasts the execution's deadline (wasmtime's own
+//    poll_oneoff blocks the thread, out of reach of epoch interruption).
+// Every pointer and length the guest passes is bounds-checked here; a bad one
+// is an error code to the guest, never a host fault.
+#include <cstring>
+#include <thread>
+
+#include "engine/internals.h"
+
+namespace rlmbox::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// errno values of WASI preview1.
+constexpr int32_t kErrnoSuccess = 0;
+constexpr int32_t kErrnoFault = 21;
+constexpr int32_t kErrnoInval = 28;
+
+// host_call return codes (negative) for protocol errors.
+constexpr int64_t kDoorBadPointer = -1;
+constexpr int64_t kDoorNoPending = -2;
+
+// Copies guest memory [ptr, ptr+len) if it is in bounds.
+bool InBounds(wasmtime::Span<uint8_t> mem, uint32_t ptr, uint64_t len) {
+  return static_cast<uint64_t>(ptr) + len <= mem.size();
+}
+
+std::string ErrorReply(std::string_view message) {
+  return nlohmann::json{{"error", message}}.dump();
+}
+
+// Validates a decoded call. Returns an error message, or empty when valid.
+std::string ValidateCall(const nlohmann::json& call, HostCallKind* kind, size_t* prompt_count) {
+  if (!call.is_object() || !call.contains("kind") || !call["kind"].is_string() ||
+      !call.contains("args") || !call["args"].is_object()) {
+    return "malformed host call";
+  }
+  const std::string& k = call["kind"].get_ref<const std::string&>();
+  const nlohmann::json& args = call["args"];
+  if (args.contains("model") && !args["model"].is_null() && !args["model"].is_string()) {
+    return "model must be a str or None";
+  }
+  bool batched = false;
+  if (k == "llm_query") {
+    *kind = HostCallKind::kLlmQuery;
+  } else if (k == "rlm_query") {
+    *kind = HostCallKind::kRlmQuery;
+  } else if (k == "llm_query_batched") {
+    *kind = HostCallKind::kLlmQueryBatched;
+    batched = true;
+  } else if (k == "rlm_query_batched") {
+    *kind = HostCallKind::kRlmQueryBatched;
+    batched = true;
+  } else {
+    return "unknown host call kind";
+  }
+  if (batched) {
+    if (!args.contains("prompts") || !args["prompts"].is_array()) return "prompts must be a list";
+    for (const auto& p : args["prompts"]) {
+      if (!p.is_string()) return "every prompt must be a str";
+    }
+    *prompt_count = args["prompts"].size();
+  } else {
+    if (!args.contains("prompt") || !args["prompt"].is_string()) return "prompt must be a str";
+    *prompt_count = 1;
+  }
+  return {};
+}
+
+// Runs one validated call through the handler and returns the reply JSON text.
+std::string Dispatch(SandboxState& st, std::string_view request) {
+  const Limits& limits = *st.limits;
+  if (request.size() > limits.max_host_call_bytes) {
+    return ErrorReply("host call too large (limit " + std::to_string(limits.max_host_call_bytes) +
+                      " bytes)");
+  }
+  nlohmann::json call = nlohmann::json::parse(request, nullptr, /*allow_exceptions=*/false);
+  HostCallKind kind{};
+  size_t prompts = 0;
+  if (std::string err = ValidateCall(call, &kind, &prompts); !err.empty()) {
+    return ErrorReply(err);
+  }
+  if (st.host_calls + prompts > limits.max_host_calls) {
+    return ErrorReply("host call limit reached (" + std::to_string(limits.max_host_calls) +
+                      " per execution)");
+  }
+  st.host_calls += static_cast<uint32_t>(prompts);
+  if (st.handler == nullptr) {
+    return ErrorReply(std::string(HostCallKindName(kind)) +
+                      " is not available here: no language model is attached to this execution");
+  }
+  if (Clock::now() >= st.soft_deadline) return ErrorReply("the execution's deadline has passed");
+
+  HostCall hc{kind, std::move(call["args"]), st.soft_deadline};
+  HostCallReply reply;
+  try {
+    reply = st.handler->Handle(hc);
+  } catch (const std::exception& e) {  // a handler bug must not unwind through wasm frames
+    reply = HostCallError{std::string("host call failed: ") + e.what()};
+  }
+  if (Clock::now() >= st.soft_deadline) return ErrorReply("the execution's deadline has passed");
+  std::string text;
+  if (auto* err = std::get_if<HostCallError>(&reply)) {
+    text = ErrorReply(err->message);
+  } else {
+    text = nlohmann::json{{"result", std::get<nlohmann::json>(reply)}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  if (text.size() > limits.max_host_call_bytes) {
+    return ErrorReply("host call reply too large (limit " +
+                      std::to_string(limits.max_host_call_bytes) + " bytes)");
+  }
+  return text;
+}
+
+int64_t DoorHostCall(wasmtime::Caller caller, int32_t req_ptr, int32_t req_len, int32_t resp_ptr,
+                 int32_t resp_cap) {
+  SandboxState& st = StateOf(caller.context());
+  if (!st.active || !st.memory) return kDoorBadPointer;
+  auto mem = st.memory->data(caller.context());
+  auto rp = static_cast<uint32_t>(resp_ptr);
+  auto rc = static_cast<uint32_t>(resp_cap);
+  if (!InBounds(mem, rp, rc)) return kDoorBadPointer;
+
+  if (req_ptr == 0 && req_len == 0) {  // fetch a pending reply
+    if (!st.pending_reply || st.pending_reply->size() > rc) return kDoorNoPending;
+    std::string reply = std::move(*st.pending_reply);
+    st.pending_reply.reset();
+    std::memcpy(mem.data() + rp, reply.data(), reply.size());
+    return static_cast<int64_t>(reply.size());
+  }
+  auto qp = static_cast<uint32_t>(req_ptr);
+  auto ql = static_cast<uint32_t>(req_len);
+  if (!InBounds(mem, qp, ql)) return kDoorBadPointer;
+  std::string request(reinterpret_cast<const char*>(mem.data() + qp), ql);
+
+  std::string reply = Dispatch(st, request);
+  // The handler may have taken long, but memory cannot have moved: only the
+  // guest grows it, and the guest is paused in this call. Re-read to be safe.
+  mem = st.memory->data(caller.context());
+  if (!InBounds(mem, rp, rc)) return kDoorBadPointer;
+  if (reply.size() <= rc) {
+    std::memcpy(mem.data() + rp, reply.data(), reply.size());
+  } else {
+    st.pending_reply = reply;
+  }
+  return static_cast<int64_t>(reply.size());
+}
+
+// ---- clocks: monotonic time is counted from process start (no host uptime leak).
+
+const Clock::time_point kProcessStart = Clock::now();
+
+uint64_t NowNanos(uint32_t clock_id) {
+  if (clock_id == 0) {  // realtime
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  }
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - kProcessStart).count());
+}
+
+int32_t ClockTimeGet(wasmtime::Caller caller, int32_t clock_id, int64_t /*precision*/,
+                     int32_t out_ptr) {
+  SandboxState& st = StateOf(caller.context());
+  if (!st.memory) return kErrnoFault;
+  if (clock_id < 0 || clock_id > 3) return kErrnoInval;
+  auto mem = st.memory->data(caller.context());
+  if (!InBounds(mem, static_cast<uint32_t>(out_ptr), 8)) return kErrnoFault;
+  uint64_t now = NowNanos(static_cast<uint32_t>(clock_id));
+  std::memcpy(mem.data() + static_cast<uint32_t>(out_ptr), &now, 8);
+  return kErrnoSuccess;
+}
+
+// poll_oneoff: clock subscriptions sleep (never past the deadline); fd
+// subscriptions are reported ready at once (the guest has no real fds to wait on).
+int32_t PollOneoff(wasmtime::Caller caller, int32_t in_ptr, int32_t out_ptr, int32_t nsubs,
+                   int32_t nevents_ptr) {
+  constexpr uint32_t kSubSize = 48;
+  constexpr uint32_t kEventSize = 32;
+  SandboxState& st = StateOf(caller.context());
+  if (!st.memory) return kErrnoFault;
+  if (nsubs <= 0 || nsubs > 4096) return kErrnoInval;
+  auto n = static_cast<uint32_t>(nsubs);
+  auto in = static_cast<uint32_t>(in_ptr);
+  auto out = static_cast<uint32_t>(out_ptr);
+  auto np = static_cast<uint32_t>(nevents_ptr);
+  auto mem = st.memory->data(caller.context());
+  if (!InBounds(mem, in, uint64_t{n} * kSubSize) || !InBounds(mem, out, uint64_t{n} * kEventSize) ||
+      !InBounds(mem, np, 4)) {
+    return kErrnoFault;
+  }
+  auto read = [&](uint32_t off, auto* v) { std::memcpy(v, mem.data() + off, sizeof(*v)); };
+
+  bool any_fd = false;
+  std::optional<Clock::time_point> wake;
+  int earliest = -1;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t s = in + i * kSubSize;
+    uint8_t tag = 0;
+    read(s + 8, &tag);
+    if (tag != 0) {
+      any_fd = true;
+      continue;
+    }
+    uint32_t id = 0;
+    uint64_t timeout = 0;
+    uint16_t flags = 0;
+    read(s + 16, &id);
+    read(s + 24, &timeout);
+    read(s + 40, &flags);
+    if (id > 3) return kErrnoInval;
+    uint64_t delta = timeout;
+    if (flags & 1) {  // absolute time on that clock
+      uint64_t now = NowNanos(id);
+      delta = timeout > now ? timeout - now : 0;
+    }
+    delta = std::min<uint64_t>(delta, uint64_t{365} * 24 * 3600 * 1'000'000'000ull);
+    auto at = Clock::now() + std::chrono::nanoseconds(delta);
+    if (!wake || at < *wake) {
+      wake = at;
+      earliest = static_cast<int>(i);
+    }
+  }
+  if (!any_fd && wake) {
+    auto until = *wake;
+    // Never sleep past the deadline: the deadline callback stops the cell as
+    // soon as the guest runs again.
+    if (st.active && st.soft_deadline < until) until = st.soft_deadline + std::chrono::milliseconds(1);
+    std::this_thread::sleep_until(until);
+  }
+  uint32_t events = 0;
+  mem = st.memory->data(caller.context());
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t s = in + i * kSubSize;
+    uint8_t tag = 0;
+    read(s + 8, &tag);
+    if (tag == 0 && (any_fd || static_cast<int>(i) != earliest)) continue;
+    uint64_t userdata = 0;
+    read(s, &userdata);
+    uint32_t e = out + events * kEventSize;
+    std::memset(mem.data() + e, 0, kEventSize);
+    std::memcpy(mem.data() + e, &userdata, 8);
+    mem.data()[e + 10] = tag;  // event type equals the subscription tag
+    ++events;
+  }
+  std::memcpy(mem.data() + np, &events, 4);
+  return kErrnoSuccess;
+}
+
+}  // namespace
+
+std::string_view HostCallKindName(HostCallKind kind) {
+  switch (kind) {
+    case HostCallKind::kLlmQuery: return "llm_query";
+    case HostCallKind::kLlmQueryBatched: return "llm_query_batched";
+    case HostCallKind::kRlmQuery: return "rlm_query";
+    case HostCallKind::kRlmQueryBatched: return "rlm_query_batched";
+  }
+  return "llm_query";
+}
+
+void DefineHostFunctions(wasmtime::Linker& linker) {
+  auto check = [](auto result, const char* what) {
+    if (!result) throw std::runtime_error(std::string("defining ") + what + ": " +
+                                          result.err().message());
+  };
+  check(linker.func_wrap("rlmbox", "host_call", &DoorHostCall), "rlmbox.host_call");
+  check(linker.func_wrap("wasi_snapshot_preview1", "clock_time_get", &ClockTimeGet),
+        "clock_time_get");
+  check(linker.func_wrap("wasi_snapshot_preview1", "poll_oneoff", &PollOneoff), "poll_oneoff");
+}
+
+}  // namespace rlmbox::engine

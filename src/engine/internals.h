@@ -1,0 +1,70 @@
+// Private to engine/: the wasmtime objects behind Engine and Sandbox, and the
+// per-store state the host functions and the deadline callback share.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <wasmtime.h>
+#include <wasmtime.hh>
+
+#include "engine/host_door.h"
+#include "engine/limits.h"
+#include "engine/watchdog.h"
+
+namespace rlmbox::engine {
+
+// Why the host stopped a call (soft or hard).
+enum class StopReason { kNone, kTimeout, kFuel };
+
+// Per-store state; the store's data points here. Touched only by the thread
+// running the store (host functions and the deadline callback run on it).
+struct SandboxState {
+  // Set once per call by Sandbox::Invoke.
+  bool active = false;
+  std::chrono::steady_clock::time_point soft_deadline;
+  std::chrono::steady_clock::time_point hard_deadline;
+  uint64_t fuel_granted = 0;  // budget + reserve given to the store
+  uint64_t fuel_budget = 0;   // soft stop once this much is used
+  const Limits* limits = nullptr;
+  HostCallHandler* handler = nullptr;
+  uint32_t host_calls = 0;
+  // Outcome of the stop machinery.
+  StopReason reason = StopReason::kNone;
+  bool interrupt_sent = false;
+  bool hard_stopped = false;
+  // A host-call reply too big for the guest's first buffer, awaiting fetch.
+  std::optional<std::string> pending_reply;
+  // Exports, resolved once after instantiation.
+  std::optional<wasmtime::Memory> memory;
+  std::optional<wasmtime::Func> interrupt;
+};
+
+struct EngineInternals {
+  EngineInternals(wasmtime::Engine e, wasmtime::Module m, wasmtime::Linker l)
+      : engine(std::move(e)), module(std::move(m)), linker(std::move(l)) {}
+  ~EngineInternals() {
+    if (pre != nullptr) wasmtime_instance_pre_delete(pre);
+  }
+  wasmtime::Engine engine;
+  wasmtime::Module module;
+  wasmtime::Linker linker;
+  wasmtime_instance_pre_t* pre = nullptr;
+  std::string lib_dir;  // host directory mounted read-only at /lib
+  std::unique_ptr<Watchdog> watchdog;
+};
+
+// Registers rlmbox.host_call and the WASI clock/poll overrides on `linker`
+// (after define_wasi, with shadowing allowed).
+void DefineHostFunctions(wasmtime::Linker& linker);
+
+// The state of the store behind `cx`.
+inline SandboxState& StateOf(wasmtime::Store::Context cx) {
+  return *std::any_cast<SandboxState*>(cx.get_data());
+}
+
+}  // namespace rlmbox::engine

@@ -1,0 +1,34 @@
+// Limits: what one execution may consume. Every field is enforced by the engine
+// (wasmtime epochs, fuel, the store limiter, host-side checks), never by
+// trusting the guest. Plain value type.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace rlmbox::engine {
+
+struct Limits {
+  // Wall-clock deadline; time spent waiting on host calls (llm_query) counts.
+  std::chrono::milliseconds timeout{30'000};
+  // CPU budget in wasmtime fuel units (~one per wasm instruction).
+  uint64_t fuel = 20'000'000'000;
+  // Linear memory the code may allocate on top of the interpreter's own
+  // baseline (the snapshot's memory). The hard cap is baseline + this.
+  uint64_t memory_bytes = 256ull << 20;
+  // Each of stdout and stderr is cut at this many bytes.
+  uint64_t max_output_bytes = 1ull << 20;
+  // Host calls (llm_query & co) per execution, and bytes per call each way.
+  uint32_t max_host_calls = 1'000;
+  uint64_t max_host_call_bytes = 16ull << 20;
+};
+
+// Ceilings on what a request may ask for; requests above them are refused.
+struct LimitCeilings {
+  std::chrono::milliseconds timeout{600'000};
+  uint64_t fuel = 1'000'000'000'000;
+  uint64_t memory_bytes = 3ull << 30;
+  uint64_t max_output_bytes = 64ull << 20;
+};
+
+}  // namespace rlmbox::engine

@@ -1,0 +1,146 @@
+// Every limit hit for real, on the real guest (design §4).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "test_engine.h"
+
+namespace rlmbox::engine {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::NewSession;
+using testing::RunCode;
+using testing::RunIn;
+
+Limits WithTimeout(std::chrono::milliseconds t) {
+  Limits l = testing::FastLimits();
+  l.timeout = t;
+  return l;
+}
+
+TEST(Limits, InfiniteLoopStopsWithinTenMillisecondsOfTheDeadline) {
+  // Best of three keeps a busy CI machine's scheduler noise out of the verdict.
+  double best_overrun_ms = 1e9;
+  for (int i = 0; i < 3; ++i) {
+    auto r = RunCode("while True:\n    pass", WithTimeout(300ms));
+    ASSERT_EQ(r.outcome, Outcome::kTimeout);
+    EXPECT_FALSE(r.success);
+    best_overrun_ms = std::min(best_overrun_ms, r.execution_time_s * 1000 - 300);
+  }
+  EXPECT_GE(best_overrun_ms, 0);
+  EXPECT_LE(best_overrun_ms, 10);
+}
+
+TEST(Limits, TimeoutKeepsSessionStateAndPartialOutput) {
+  auto s = NewSession();
+  RunIn(*s, "kept = 'yes'");
+  auto r = RunIn(*s, "print('before')\nwhile True:\n    pass", WithTimeout(200ms));
+  EXPECT_EQ(r.outcome, Outcome::kTimeout);
+  EXPECT_EQ(r.stdout_text, "before\n");
+  EXPECT_FALSE(r.sandbox_reset);
+  EXPECT_EQ(RunIn(*s, "kept").stdout_text, "'yes'\n");
+}
+
+TEST(Limits, SwallowedInterruptIsStoppedHardAndSessionRecovers) {
+  auto s = NewSession();
+  ASSERT_TRUE(s->SetContext({ContextValue::Kind::kText, "ctx"}, testing::FastLimits()).ok());
+  RunIn(*s, "lost = 1");
+  auto r = RunIn(*s,
+                 "while True:\n"
+                 "    try:\n"
+                 "        while True: pass\n"
+                 "    except BaseException:\n"
+                 "        pass\n",
+                 WithTimeout(200ms));
+  EXPECT_EQ(r.outcome, Outcome::kTimeout);
+  EXPECT_TRUE(r.sandbox_reset);
+  EXPECT_LT(r.execution_time_s, 0.2 + 0.2);
+  // The session goes on, on a fresh sandbox with its context reloaded.
+  auto after = RunIn(*s, "context, 'lost' in globals()");
+  EXPECT_EQ(after.outcome, Outcome::kOk);
+  EXPECT_EQ(after.stdout_text, "('ctx', False)\n");
+}
+
+TEST(Limits, SleepCannotOutlastTheDeadline) {
+  auto r = RunCode("import time\ntime.sleep(60)", WithTimeout(300ms));
+  EXPECT_EQ(r.outcome, Outcome::kTimeout);
+  EXPECT_LT(r.execution_time_s, 0.3 + 0.1);
+  auto ok = RunCode("import time\nt = time.monotonic()\ntime.sleep(0.05)\n"
+                    "print(time.monotonic() - t >= 0.05)");
+  EXPECT_EQ(ok.stdout_text, "True\n");
+}
+
+TEST(Limits, FuelExhaustionStopsTheCell) {
+  Limits l = testing::FastLimits();
+  l.fuel = 50'000'000;
+  auto r = RunCode("x = 0\nwhile True:\n    x += 1", l);
+  EXPECT_EQ(r.outcome, Outcome::kFuelExhausted);
+  EXPECT_GE(r.fuel_used, l.fuel);
+  auto small = RunCode("sum(range(1000))", l);
+  EXPECT_EQ(small.outcome, Outcome::kOk);
+  EXPECT_GT(small.fuel_used, 0u);
+  EXPECT_LT(small.fuel_used, l.fuel);
+}
+
+TEST(Limits, MemoryBombIsCappedAndTheHostIsFine) {
+  Limits l = testing::FastLimits();
+  l.memory_bytes = 64ull << 20;
+  auto r = RunCode("blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 20))", l);
+  EXPECT_EQ(r.outcome, Outcome::kMemoryExceeded) << r.stderr_text;
+  const uint64_t baseline = testing::TestEngine().info().baseline_memory_bytes;
+  EXPECT_LE(r.memory_peak_bytes, baseline + l.memory_bytes);
+  auto big = RunCode("x = 'a' * (512 * 1024 * 1024)", l);
+  EXPECT_EQ(big.outcome, Outcome::kMemoryExceeded);
+  EXPECT_EQ(RunCode("print('fine')").stdout_text, "fine\n");
+}
+
+TEST(Limits, OutputBombIsTruncated) {
+  Limits l = testing::FastLimits();
+  l.max_output_bytes = 10'000;
+  auto r = RunCode("while True:\n    print('spam' * 100)", l);
+  EXPECT_EQ(r.outcome, Outcome::kOutputTruncated);
+  EXPECT_LE(r.stdout_text.size(), 10'000u);
+  EXPECT_GE(r.stdout_text.size(), 9'000u);
+  auto err = RunCode("import sys\nsys.stderr.write('e' * 50000)", l);
+  EXPECT_EQ(err.outcome, Outcome::kOutputTruncated);
+  EXPECT_LE(err.stderr_text.size(), 10'000u);
+}
+
+TEST(Limits, DeepRecursionEndsCleanly) {
+  auto py = RunCode("def f(n):\n    return f(n + 1)\nf(0)");
+  EXPECT_EQ(py.outcome, Outcome::kException);
+  EXPECT_NE(py.error->find("RecursionError"), std::string::npos) << *py.error;
+
+  auto nested = RunCode("import json\njson.loads('[' * 200000 + ']' * 200000)");
+  EXPECT_TRUE(nested.outcome == Outcome::kException || nested.outcome == Outcome::kCrashed)
+      << OutcomeName(nested.outcome);
+
+  auto forced = RunCode("import sys\nsys.setrecursionlimit(10**7)\n"
+                        "def f(n):\n    return f(n + 1)\nf(0)");
+  EXPECT_TRUE(forced.outcome == Outcome::kException || forced.outcome == Outcome::kCrashed)
+      << OutcomeName(forced.outcome);
+  EXPECT_EQ(RunCode("print(1)").stdout_text, "1\n");
+}
+
+TEST(Limits, FiftyRunsAfterFailuresAllSucceed) {
+  Limits tight = testing::FastLimits();
+  tight.timeout = 100ms;
+  tight.memory_bytes = 32ull << 20;
+  tight.max_output_bytes = 1000;
+  RunCode("while True: pass", tight);
+  RunCode("x = bytearray(1 << 30)", tight);
+  RunCode("while True: print('x')", tight);
+  RunCode("import sys\nsys.setrecursionlimit(10**7)\ndef f(): f()\nf()", tight);
+  auto s = NewSession();
+  RunIn(*s, "while True:\n  try:\n    while True: pass\n  except BaseException: pass", tight);
+  for (int i = 0; i < 50; ++i) {
+    auto r = (i % 2 == 0) ? RunCode("print(" + std::to_string(i) + ")")
+                          : RunIn(*s, "print(" + std::to_string(i) + ")");
+    ASSERT_EQ(r.outcome, Outcome::kOk) << "run " << i << ": " << r.stderr_text;
+    ASSERT_EQ(r.stdout_text, std::to_string(i) + "\n");
+  }
+}
+
+}  // namespace
+}  // namespace rlmbox::engine

@@ -1,0 +1,381 @@
+#include "engine/sandbox.h"
+
+#include <cstring>
+
+#include "engine/engine.h"
+#include "engine/internals.h"
+
+namespace rlmbox::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The runner's ops (guest/rlmbox_runner.py).
+constexpr int kOpExecute = 0;
+constexpr int kOpContextText = 1;
+constexpr int kOpContextJson = 2;
+constexpr int kOpGetVar = 3;
+
+// Fuel kept back after the soft stop so the guest can unwind and reply.
+uint64_t FuelReserve(uint64_t budget) {
+  return std::clamp<uint64_t>(budget / 10, 20'000'000, 500'000'000);
+}
+
+// Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
+bool TruncateUtf8(std::string& s, uint64_t max) {
+  if (s.size() <= max) return false;
+  size_t cut = static_cast<size_t>(max);
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  s.resize(cut);
+  return true;
+}
+
+std::string NewExecutionId() {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t salt = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "ex-%08llx-%06llx",
+                static_cast<unsigned long long>(salt & 0xffffffffu),
+                static_cast<unsigned long long>(++counter));
+  return buf;
+}
+
+}  // namespace
+
+struct Sandbox::Wasm {
+  explicit Wasm(wasmtime::Engine& engine) : store(engine) {}
+  wasmtime::Store store;
+  std::optional<wasmtime::Func> alloc;
+  std::optional<wasmtime::Func> call;
+  bool usable = false;
+  uint64_t memory_cap_base = 0;  // baseline memory at instantiation
+};
+
+// What one guest call produced, before interpretation.
+struct Sandbox::Call {
+  bool returned = false;        // the guest returned a reply
+  std::string reply;            // its bytes (UTF-8 JSON)
+  bool trapped = false;         // the call ended in a trap or host error
+  std::optional<wasmtime_trap_code_t> trap_code;
+  std::string trap_message;
+  bool alloc_failed = false;    // the guest could not allocate the request
+  StopReason reason = StopReason::kNone;
+  bool interrupted = false;     // a soft stop was sent
+  uint64_t fuel_used = 0;
+  uint32_t host_calls = 0;
+  Clock::duration elapsed{};
+  uint64_t memory_cap = 0;
+};
+
+Sandbox::Sandbox(Engine& engine)
+    : engine_(engine),
+      state_(std::make_unique<SandboxState>()),
+      wasm_(std::make_unique<Wasm>(engine.internals_->engine)) {}
+
+Sandbox::~Sandbox() = default;
+
+bool Sandbox::usable() const { return wasm_->usable; }
+
+uint64_t Sandbox::memory_bytes() {
+  if (!state_->memory) return 0;
+  return state_->memory->data(wasm_->store.context()).size();
+}
+
+Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
+  std::unique_ptr<Sandbox> sb(new Sandbox(*this));
+  SandboxState* st = sb->state_.get();
+  wasmtime::Store& store = sb->wasm_->store;
+  auto cx = store.context();
+  cx.set_data(st);
+
+  wasmtime::WasiConfig wasi;  // no args, no env, no stdio, no network
+  if (!wasi.preopen_dir(internals_->lib_dir, "/lib", /*fs_mutable=*/false)) {
+    return Internal("cannot preopen " + internals_->lib_dir);
+  }
+  if (auto r = cx.set_wasi(std::move(wasi)); !r) return Internal("wasi: " + r.err().message());
+
+  const std::chrono::milliseconds grace = options_.hard_stop_grace;
+  store.epoch_deadline_callback(
+      [st, grace](wasmtime::Store::Context ctx,
+                  uint64_t& delta) -> wasmtime::Result<wasmtime::DeadlineKind> {
+        delta = 1;
+        if (!st->active) return wasmtime::DeadlineKind::Continue;
+        const auto now = Clock::now();
+        if (now >= st->hard_deadline) {
+          if (st->reason == StopReason::kNone) st->reason = StopReason::kTimeout;
+          st->hard_stopped = true;
+          return wasmtime::Error("rlmbox: execution stopped at its deadline");
+        }
+        if (!st->interrupt_sent) {
+          StopReason want = StopReason::kNone;
+          if (now >= st->soft_deadline) {
+            want = StopReason::kTimeout;
+          } else if (auto fuel = ctx.get_fuel(); fuel && st->fuel_granted - fuel.ok() >= st->fuel_budget) {
+            want = StopReason::kFuel;
+          }
+          if (want != StopReason::kNone) {
+            st->reason = want;
+            st->interrupt_sent = true;  // before the call: it re-enters this callback
+            st->hard_deadline = std::min(st->hard_deadline, now + grace);
+            if (st->interrupt) (void)st->interrupt->call(ctx, {});
+          }
+        }
+        return wasmtime::DeadlineKind::Continue;
+      });
+  cx.set_epoch_deadline(1);
+  if (auto r = cx.set_fuel(1'000'000'000); !r) return Internal("fuel: " + r.err().message());
+
+  wasmtime_instance_t raw{};
+  wasm_trap_t* trap = nullptr;
+  wasmtime_error_t* err =
+      wasmtime_instance_pre_instantiate(internals_->pre, cx.capi(), &raw, &trap);
+  if (err != nullptr || trap != nullptr) {
+    std::string message = err ? wasmtime::Error(err).message() : wasmtime::Trap(trap).message();
+    if (message.find("concurrent") != std::string::npos ||
+        message.find("limit") != std::string::npos) {
+      return ResourceExhausted("no free sandbox slot: " + message);
+    }
+    return Internal("instantiating the guest failed: " + message);
+  }
+  wasmtime::Instance instance(raw);
+  auto get = [&](const char* name) { return instance.get(cx, name); };
+  auto memory = get("memory");
+  auto call = get("rlmbox_call");
+  auto alloc = get("rlmbox_alloc");
+  auto interrupt = get("rlmbox_interrupt");
+  if (!memory || !call || !alloc || !interrupt ||
+      !std::holds_alternative<wasmtime::Memory>(*memory) ||
+      !std::holds_alternative<wasmtime::Func>(*call) ||
+      !std::holds_alternative<wasmtime::Func>(*alloc) ||
+      !std::holds_alternative<wasmtime::Func>(*interrupt)) {
+    return Internal("the guest lacks the rlmbox exports");
+  }
+  st->memory = std::get<wasmtime::Memory>(*memory);
+  st->interrupt = std::get<wasmtime::Func>(*interrupt);
+  sb->wasm_->call = std::get<wasmtime::Func>(*call);
+  sb->wasm_->alloc = std::get<wasmtime::Func>(*alloc);
+  sb->wasm_->usable = true;
+  sb->wasm_->memory_cap_base = sb->memory_bytes();
+  return sb;
+}
+
+Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& limits,
+                              HostCallHandler* handler) {
+  Call c;
+  SandboxState& st = *state_;
+  auto cx = wasm_->store.context();
+  const auto start = Clock::now();
+
+  st.soft_deadline = start + limits.timeout;
+  st.hard_deadline = st.soft_deadline + engine_.options().hard_stop_grace;
+  st.fuel_budget = limits.fuel;
+  st.fuel_granted = limits.fuel + FuelReserve(limits.fuel);
+  st.limits = &limits;
+  st.handler = handler;
+  st.host_calls = 0;
+  st.reason = StopReason::kNone;
+  st.interrupt_sent = false;
+  st.hard_stopped = false;
+  st.pending_reply.reset();
+  c.memory_cap = wasm_->memory_cap_base + limits.memory_bytes;
+  wasm_->store.limiter(static_cast<int64_t>(c.memory_cap), -1, -1, -1, -1);
+  (void)cx.set_fuel(st.fuel_granted);
+  cx.set_epoch_deadline(1);
+
+  auto fail = [&](const wasmtime::TrapError& e) {
+    c.trapped = true;
+    c.trap_message = e.message();
+    if (auto* t = std::get_if<wasmtime::Trap>(&e.data)) c.trap_code = t->code();
+  };
+
+  {
+    Watchdog::ActiveScope active(*engine_.internals_->watchdog);
+    st.active = true;
+    uint32_t ptr = 0;
+    auto a = wasm_->alloc->call(cx, {wasmtime::Val(static_cast<int32_t>(payload.size()))});
+    if (!a) {
+      fail(a.err());
+    } else {
+      ptr = static_cast<uint32_t>(a.ok()[0].i32());
+      auto mem = st.memory->data(cx);
+      if (ptr == 0 || uint64_t{ptr} + payload.size() > mem.size()) {
+        c.alloc_failed = true;
+      } else {
+        std::memcpy(mem.data() + ptr, payload.data(), payload.size());
+        auto r = wasm_->call->call(cx, {wasmtime::Val(static_cast<int32_t>(op)),
+                                        wasmtime::Val(static_cast<int32_t>(ptr)),
+                                        wasmtime::Val(static_cast<int32_t>(payload.size()))});
+        if (!r) {
+          fail(r.err());
+        } else {
+          auto packed = static_cast<uint64_t>(r.ok()[0].i64());
+          auto rptr = static_cast<uint32_t>(packed >> 32);
+          auto rlen = static_cast<uint32_t>(packed & 0xffffffffu);
+          mem = st.memory->data(cx);
+          if (static_cast<int64_t>(packed) < 0 || uint64_t{rptr} + rlen > mem.size()) {
+            c.trapped = true;
+            c.trap_message = "the guest runner failed to produce a reply";
+          } else {
+            c.returned = true;
+            c.reply.assign(reinterpret_cast<const char*>(mem.data() + rptr), rlen);
+          }
+        }
+      }
+    }
+    st.active = false;
+  }
+  c.elapsed = Clock::now() - start;
+  if (auto fuel = cx.get_fuel(); fuel) {
+    c.fuel_used = st.fuel_granted > fuel.ok() ? st.fuel_granted - fuel.ok() : 0;
+  }
+  c.reason = st.reason;
+  c.interrupted = st.interrupt_sent;
+  c.host_calls = st.host_calls;
+  if (c.trap_code == WASMTIME_TRAP_CODE_OUT_OF_FUEL) c.reason = StopReason::kFuel;
+  if (c.trapped) wasm_->usable = false;  // interpreter state unknown after a trap
+  st.handler = nullptr;
+  st.limits = nullptr;
+  st.pending_reply.reset();
+  return c;
+}
+
+ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
+                                 HostCallHandler* handler) {
+  ExecutionResult r;
+  r.execution_id = NewExecutionId();
+  if (!wasm_->usable) {
+    r.outcome = Outcome::kCrashed;
+    r.error = "the sandbox was stopped earlier and cannot run more code";
+    return r;
+  }
+  nlohmann::json req = {{"code", code}, {"max_output_bytes", limits.max_output_bytes}};
+  Call c = Invoke(kOpExecute, req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  limits, handler);
+  r.execution_time_s = std::chrono::duration<double>(c.elapsed).count();
+  r.fuel_used = c.fuel_used;
+  r.memory_peak_bytes = memory_bytes();
+  r.host_calls = c.host_calls;
+
+  auto stop_outcome = [&]() -> std::optional<Outcome> {
+    if (c.reason == StopReason::kTimeout) return Outcome::kTimeout;
+    if (c.reason == StopReason::kFuel) return Outcome::kFuelExhausted;
+    return std::nullopt;
+  };
+
+  nlohmann::json reply;
+  if (c.returned) {
+    reply = nlohmann::json::parse(c.reply, nullptr, /*allow_exceptions=*/false);
+    if (!reply.is_object() || !reply.contains("success") || !reply["success"].is_boolean()) {
+      c.returned = false;
+      c.trapped = true;
+      c.trap_message = "the guest returned a malformed reply";
+      wasm_->usable = false;
+    }
+  }
+  if (!c.returned) {
+    if (c.alloc_failed) {
+      r.outcome = Outcome::kMemoryExceeded;
+      r.error = "MemoryError: the code does not fit in the memory limit";
+    } else if (auto o = stop_outcome()) {
+      r.outcome = *o;
+      r.error = *o == Outcome::kTimeout
+                    ? "TimeoutError: execution exceeded " + std::to_string(limits.timeout.count()) +
+                          " ms and was stopped"
+                    : "FuelExhausted: execution used its CPU budget and was stopped";
+    } else if (r.memory_peak_bytes + (2u << 20) >= c.memory_cap) {
+      r.outcome = Outcome::kMemoryExceeded;
+      r.error = "MemoryError: memory limit reached (" + c.trap_message + ")";
+    } else {
+      r.outcome = Outcome::kCrashed;
+      r.error = c.trap_code == WASMTIME_TRAP_CODE_STACK_OVERFLOW
+                    ? "RecursionError: the sandbox's stack is exhausted"
+                    : "SandboxCrash: " + c.trap_message;
+    }
+    r.stderr_text = *r.error + "\n";
+    r.sandbox_reset = true;
+    r.success = false;
+    return r;
+  }
+
+  auto str = [&](const char* key) {
+    return reply.contains(key) && reply[key].is_string() ? reply[key].get<std::string>()
+                                                         : std::string();
+  };
+  r.stdout_text = str("stdout");
+  r.stderr_text = str("stderr");
+  if (reply.contains("locals") && reply["locals"].is_object()) r.locals = reply["locals"];
+  if (reply.contains("error") && reply["error"].is_string()) r.error = str("error");
+  if (reply.contains("answer") && reply["answer"].is_object() &&
+      reply["answer"].value("ready", false) == true && reply["answer"]["content"].is_string()) {
+    r.final_answer = reply["answer"]["content"].get<std::string>();
+  }
+  const std::string exc_type = str("exception_type");
+  bool truncated = reply.value("stdout_truncated", false) || reply.value("stderr_truncated", false);
+  // The host enforces the cap itself; the guest's own cap only stops it early.
+  truncated |= TruncateUtf8(r.stdout_text, limits.max_output_bytes);
+  truncated |= TruncateUtf8(r.stderr_text, limits.max_output_bytes);
+
+  const bool success = reply["success"].get<bool>();
+  if (c.interrupted && exc_type == "SandboxInterrupt" && stop_outcome()) {
+    r.outcome = *stop_outcome();
+    r.error = r.outcome == Outcome::kTimeout
+                  ? "TimeoutError: execution exceeded " + std::to_string(limits.timeout.count()) +
+                        " ms and was stopped"
+                  : "FuelExhausted: execution used its CPU budget and was stopped";
+  } else if (truncated) {
+    r.outcome = Outcome::kOutputTruncated;
+    if (!r.error || exc_type == "OutputLimitExceeded") {
+      r.error = "OutputLimitExceeded: output exceeded " + std::to_string(limits.max_output_bytes) +
+                " bytes";
+    }
+  } else if (exc_type == "MemoryError") {
+    r.outcome = Outcome::kMemoryExceeded;
+  } else if (!success) {
+    r.outcome = Outcome::kException;
+  } else {
+    r.outcome = Outcome::kOk;
+  }
+  r.success = r.outcome == Outcome::kOk;
+  if (!r.success && !r.error) r.error = std::string(OutcomeName(r.outcome));
+  return r;
+}
+
+Status Sandbox::SetContext(const ContextValue& context, const Limits& limits) {
+  if (!wasm_->usable) return FailedPrecondition("the sandbox is no longer usable");
+  if (context.kind == ContextValue::Kind::kJson &&
+      !nlohmann::json::accept(context.data)) {
+    return InvalidArgument("context is not valid JSON");
+  }
+  Call c = Invoke(context.kind == ContextValue::Kind::kText ? kOpContextText : kOpContextJson,
+                  context.data, limits, nullptr);
+  if (c.alloc_failed) return ResourceExhausted("context does not fit in the memory limit");
+  if (!c.returned) {
+    if (c.reason == StopReason::kTimeout) return ResourceExhausted("loading the context timed out");
+    if (c.reason == StopReason::kFuel) return ResourceExhausted("loading the context ran out of fuel");
+    return ResourceExhausted("loading the context failed: " + c.trap_message);
+  }
+  auto reply = nlohmann::json::parse(c.reply, nullptr, false);
+  if (!reply.is_object() || !reply.value("ok", false)) {
+    std::string why = reply.is_object() && reply.contains("error") && reply["error"].is_string()
+                          ? reply["error"].get<std::string>()
+                          : "unknown";
+    if (why.find("MemoryError") != std::string::npos) {
+      return ResourceExhausted("context does not fit in the memory limit");
+    }
+    return Internal("loading the context failed: " + why);
+  }
+  return Status::Ok();
+}
+
+Result<nlohmann::json> Sandbox::GetVar(std::string_view name, const Limits& limits) {
+  if (!wasm_->usable) return FailedPrecondition("the sandbox is no longer usable");
+  Call c = Invoke(kOpGetVar, name, limits, nullptr);
+  if (!c.returned) return Internal("reading the variable failed: " + c.trap_message);
+  auto reply = nlohmann::json::parse(c.reply, nullptr, false);
+  if (!reply.is_object()) return Internal("the guest returned a malformed reply");
+  if (!reply.value("found", false)) return NotFound("no variable named '" + std::string(name) + "'");
+  reply.erase("found");
+  return reply;
+}
+
+}  // namespace rlmbox::engine

@@ -1,0 +1,77 @@
+// Sandbox: one guest instance (a wasmtime store + instance) holding one
+// Python REPL namespace.
+//
+// Every call runs under Limits enforced by the engine: the wall deadline and
+// CPU budget first stop the cell softly (the guest raises inside the cell and
+// returns, keeping its state) and, if the guest does not return within the
+// grace period, hard (a trap; the sandbox is then unusable and must be
+// replaced). Memory is capped by the store limiter; output and host-door
+// traffic are checked by the host.
+//
+// Thread-safety: none. A Sandbox is used by one thread at a time (sessions
+// serialize their callers). It may move between threads between calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "engine/execution_result.h"
+#include "engine/host_door.h"
+#include "engine/limits.h"
+
+namespace rlmbox::engine {
+
+class Engine;
+struct SandboxState;
+
+// The REPL's `context` variable: text (becomes a str, loaded without parsing)
+// or JSON (becomes a dict / list / ...).
+struct ContextValue {
+  enum class Kind { kText, kJson };
+  Kind kind = Kind::kText;
+  std::string data;
+};
+
+class Sandbox {
+ public:
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  // Runs `code` as one REPL cell. Never fails: how it ended is the outcome.
+  // `handler` answers llm_query & co; null means such calls raise in the guest.
+  ExecutionResult Execute(std::string_view code, const Limits& limits,
+                          HostCallHandler* handler);
+
+  // Binds `context` in the REPL (kept across cells, restored if reassigned).
+  // Errors: kInvalidArgument for invalid JSON; kResourceExhausted when it
+  // does not fit in the memory limit or time; kInternal if the guest failed.
+  Status SetContext(const ContextValue& context, const Limits& limits);
+
+  // Looks up a variable: {"value": <json-or-repr>, "text": str(value), "type"}.
+  // Errors: kNotFound when it is not defined.
+  Result<nlohmann::json> GetVar(std::string_view name, const Limits& limits);
+
+  // False once a hard stop left the interpreter in an unknown state.
+  bool usable() const;
+  // Current linear memory size in bytes.
+  uint64_t memory_bytes();
+
+ private:
+  friend class Engine;
+  explicit Sandbox(Engine& engine);
+  struct Call;
+  Call Invoke(int op, std::string_view payload, const Limits& limits, HostCallHandler* handler);
+
+  Engine& engine_;
+  std::unique_ptr<SandboxState> state_;  // outlives the store (declared first)
+  struct Wasm;
+  std::unique_ptr<Wasm> wasm_;
+};
+
+}  // namespace rlmbox::engine

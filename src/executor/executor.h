@@ -1,0 +1,92 @@
+// Executor: the API the CLI and the services use to run code.
+//
+// Execute() runs a request on a fresh sandbox from the warm pool and throws the
+// sandbox away afterwards, so nothing survives between stateless runs.
+// CreateSession() hands out a Session: one long-lived sandbox whose REPL
+// namespace persists across Execute() calls.
+//
+// Thread-safety: all methods may be called concurrently. The Executor must
+// outlive its Sessions.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+#include "engine/engine.h"
+#include "engine/execution_result.h"
+#include "engine/host_door.h"
+#include "engine/limits.h"
+#include "engine/sandbox.h"
+#include "executor/sandbox_pool.h"
+
+namespace rlmbox::executor {
+
+struct ExecuteRequest {
+  std::string code;
+  std::optional<engine::ContextValue> context;  // bound as `context` before the code runs
+  engine::Limits limits;
+  engine::HostCallHandler* handler = nullptr;   // answers llm_query & co; may be null
+};
+
+class Session;
+
+class Executor {
+ public:
+  struct Options {
+    size_t warm_sandboxes = 2;
+  };
+
+  Executor(engine::Engine& engine, Options options);
+  ~Executor();
+
+  // Errors: kInvalidArgument for empty code or invalid JSON context;
+  // kResourceExhausted when no sandbox slot is free or the context does not
+  // fit; kInternal for engine faults. A Python exception, a timeout etc. are
+  // results, not errors.
+  Result<engine::ExecutionResult> Execute(const ExecuteRequest& request);
+
+  // A new session with an empty namespace. Errors: kResourceExhausted when no
+  // sandbox slot is free.
+  Result<std::unique_ptr<Session>> CreateSession();
+
+  engine::Engine& engine() { return engine_; }
+  SandboxPool& pool() { return pool_; }
+
+ private:
+  engine::Engine& engine_;
+  SandboxPool pool_;
+};
+
+// Session: one sandbox and its REPL state. Calls on a session are serialized:
+// concurrent callers run one after another, never interleaved. If a cell is
+// stopped hard (the sandbox had to be discarded), the session continues on a
+// fresh sandbox with its context reloaded; the result says sandbox_reset.
+class Session {
+ public:
+  ~Session();
+
+  // Errors: kInvalidArgument for empty code; kResourceExhausted when the
+  // sandbox must be replaced and no slot is free.
+  Result<engine::ExecutionResult> Execute(std::string_view code, const engine::Limits& limits,
+                                          engine::HostCallHandler* handler);
+  // Binds `context`; kept for the session's life. Errors: as Sandbox::SetContext.
+  Status SetContext(engine::ContextValue context, const engine::Limits& limits);
+  // Errors: kNotFound when the variable is not defined.
+  Result<nlohmann::json> GetVar(std::string_view name, const engine::Limits& limits);
+  // Linear memory held by the session's sandbox.
+  uint64_t memory_bytes();
+
+ private:
+  friend class Executor;
+  Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox);
+  Status EnsureSandbox(const engine::Limits& limits);
+
+  Executor& executor_;
+  std::mutex mu_;
+  std::unique_ptr<engine::Sandbox> sandbox_;    // guarded by mu_
+  std::optional<engine::ContextValue> context_;  // guarded by mu_
+};
+
+}  // namespace rlmbox::executor

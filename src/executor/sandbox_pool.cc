@@ -1,0 +1,74 @@
+#include "executor/sandbox_pool.h"
+
+namespace rlmbox::executor {
+
+SandboxPool::SandboxPool(engine::Engine& engine, size_t target)
+    : engine_(engine), target_(target), thread_([this] { Run(); }) {}
+
+SandboxPool::~SandboxPool() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+Result<std::unique_ptr<engine::Sandbox>> SandboxPool::Acquire() {
+  {
+    std::lock_guard lock(mu_);
+    if (!ready_.empty()) {
+      auto sb = std::move(ready_.front());
+      ready_.pop_front();
+      cv_.notify_all();  // refill
+      return sb;
+    }
+  }
+  cv_.notify_all();
+  return engine_.NewSandbox();
+}
+
+void SandboxPool::Retire(std::unique_ptr<engine::Sandbox> sandbox) {
+  if (!sandbox) return;
+  {
+    std::lock_guard lock(mu_);
+    retired_.push_back(std::move(sandbox));
+  }
+  cv_.notify_all();
+}
+
+size_t SandboxPool::ready() const {
+  std::lock_guard lock(mu_);
+  return ready_.size();
+}
+
+void SandboxPool::Run() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stopping_ || !retired_.empty() || ready_.size() < target_; });
+    if (stopping_) break;
+    if (!retired_.empty()) {
+      auto doomed = std::move(retired_);
+      retired_.clear();
+      lock.unlock();
+      doomed.clear();  // slot teardown happens here, off the request path
+      lock.lock();
+      continue;
+    }
+    lock.unlock();
+    auto sb = engine_.NewSandbox();
+    lock.lock();
+    if (!sb.ok()) {
+      // Slots exhausted or a transient failure: wait for a retirement or a
+      // short while, never spin.
+      cv_.wait_for(lock, std::chrono::milliseconds(50),
+                   [this] { return stopping_ || !retired_.empty(); });
+      continue;
+    }
+    ready_.push_back(std::move(sb).value());
+  }
+  ready_.clear();
+  retired_.clear();
+}
+
+}  // namespace rlmbox::executor

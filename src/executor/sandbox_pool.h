@@ -1,0 +1,50 @@
+// SandboxPool: fresh sandboxes ready before they are asked for.
+//
+// A background thread keeps `target` instantiated sandboxes on hand and
+// destroys retired ones, so neither instantiation nor teardown (resetting a
+// memory slot) sits on a request's path. Acquire() falls back to
+// instantiating inline when the pool is empty.
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/engine.h"
+#include "engine/sandbox.h"
+
+namespace rlmbox::executor {
+
+class SandboxPool {
+ public:
+  SandboxPool(engine::Engine& engine, size_t target);
+  ~SandboxPool();
+  SandboxPool(const SandboxPool&) = delete;
+  SandboxPool& operator=(const SandboxPool&) = delete;
+
+  // A never-used sandbox. Errors: those of Engine::NewSandbox.
+  Result<std::unique_ptr<engine::Sandbox>> Acquire();
+  // Hands a used sandbox over for destruction off the caller's thread.
+  void Retire(std::unique_ptr<engine::Sandbox> sandbox);
+  // Number of ready sandboxes (for metrics and tests).
+  size_t ready() const;
+
+ private:
+  void Run();
+
+  engine::Engine& engine_;
+  const size_t target_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<engine::Sandbox>> ready_;    // guarded by mu_
+  std::vector<std::unique_ptr<engine::Sandbox>> retired_;  // guarded by mu_
+  bool stopping_ = false;                                  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace rlmbox::executor
