@@ -81,7 +81,7 @@ cp "$cpy"/build/lib.wasi-wasm32-3.13/_sysconfigdata*.py "$stage/" 2>/dev/null ||
 cp "$here/rlmbox_runner.py" "$stage/"
 # Byte-compile with the same CPython version (same magic number), then zip
 # .pyc next to .py so tracebacks still show source lines.
-"$native/python" -E -s -m compileall -q -j0 -o 0 -b "$stage" >/dev/null
+"$native/python" -E -s -m compileall -q -j0 -o 0 -b -d /lib/python313.zip "$stage" >/dev/null
 (cd "$stage" && find . -type f \( -name '*.py' -o -name '*.pyc' \) | LC_ALL=C sort |
   TZ=UTC zip -q -X -D -9 -@ "$out.tmp/lib/python313.zip")
 

@@ -281,11 +281,18 @@ def _locals():
 # ---------------------------------------------------------------- execution
 
 
+_RUNNER_FILE = (lambda: None).__code__.co_filename
+
+
 def _format_exception(exc):
-    """A traceback without the runner's own frames."""
+    """A traceback of the user's frames only (the runner's are left out)."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename == _RUNNER_FILE:
         tb = tb.tb_next
+    if isinstance(exc, SandboxInterrupt):
+        # Where the cell was when it was stopped; the host adds the reason.
+        frames = [f for f in traceback.extract_tb(tb) if f.filename != _RUNNER_FILE]
+        return "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 

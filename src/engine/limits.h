@@ -11,8 +11,10 @@ namespace rlmbox::engine {
 struct Limits {
   // Wall-clock deadline; time spent waiting on host calls (llm_query) counts.
   std::chrono::milliseconds timeout{30'000};
-  // CPU budget in wasmtime fuel units (~one per wasm instruction).
-  uint64_t fuel = 20'000'000'000;
+  // CPU budget in wasmtime fuel units (~one per wasm instruction; the guest
+  // burns ~7e9 per CPU-second on a 2-core x86 box), so the default leaves the
+  // wall timeout as the binding limit.
+  uint64_t fuel = 1'000'000'000'000;
   // Linear memory the code may allocate on top of the interpreter's own
   // baseline (the snapshot's memory). The hard cap is baseline + this.
   uint64_t memory_bytes = 256ull << 20;
@@ -26,7 +28,7 @@ struct Limits {
 // Ceilings on what a request may ask for; requests above them are refused.
 struct LimitCeilings {
   std::chrono::milliseconds timeout{600'000};
-  uint64_t fuel = 1'000'000'000'000;
+  uint64_t fuel = 10'000'000'000'000;
   uint64_t memory_bytes = 3ull << 30;
   uint64_t max_output_bytes = 64ull << 20;
 };

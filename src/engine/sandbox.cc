@@ -40,6 +40,15 @@ std::string NewExecutionId() {
   return buf;
 }
 
+std::string StopMessage(Outcome outcome, const Limits& limits) {
+  if (outcome == Outcome::kTimeout) {
+    return "TimeoutError: execution exceeded its " + std::to_string(limits.timeout.count()) +
+           " ms time limit and was stopped";
+  }
+  return "FuelExhausted: execution used its CPU budget of " + std::to_string(limits.fuel) +
+         " fuel and was stopped";
+}
+
 }  // namespace
 
 struct Sandbox::Wasm {
@@ -117,6 +126,9 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
             st->reason = want;
             st->interrupt_sent = true;  // before the call: it re-enters this callback
             st->hard_deadline = std::min(st->hard_deadline, now + grace);
+            // wasmtime detaches this callback while it runs, so the nested
+            // call must not meet an epoch deadline of its own.
+            ctx.set_epoch_deadline(uint64_t{1} << 40);
             if (st->interrupt) (void)st->interrupt->call(ctx, {});
           }
         }
@@ -278,10 +290,7 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
       r.error = "MemoryError: the code does not fit in the memory limit";
     } else if (auto o = stop_outcome()) {
       r.outcome = *o;
-      r.error = *o == Outcome::kTimeout
-                    ? "TimeoutError: execution exceeded " + std::to_string(limits.timeout.count()) +
-                          " ms and was stopped"
-                    : "FuelExhausted: execution used its CPU budget and was stopped";
+      r.error = StopMessage(*o, limits);
     } else if (r.memory_peak_bytes + (2u << 20) >= c.memory_cap) {
       r.outcome = Outcome::kMemoryExceeded;
       r.error = "MemoryError: memory limit reached (" + c.trap_message + ")";
@@ -318,10 +327,8 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
   const bool success = reply["success"].get<bool>();
   if (c.interrupted && exc_type == "SandboxInterrupt" && stop_outcome()) {
     r.outcome = *stop_outcome();
-    r.error = r.outcome == Outcome::kTimeout
-                  ? "TimeoutError: execution exceeded " + std::to_string(limits.timeout.count()) +
-                        " ms and was stopped"
-                  : "FuelExhausted: execution used its CPU budget and was stopped";
+    r.error = StopMessage(r.outcome, limits);
+    r.stderr_text += *r.error + "\n";
   } else if (truncated) {
     r.outcome = Outcome::kOutputTruncated;
     if (!r.error || exc_type == "OutputLimitExceeded") {
