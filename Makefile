@@ -23,7 +23,9 @@ run: build
 	@scripts/run.sh
 
 bench: build
-	@$(BUILD_DIR)/rlmbox_bench --native-python python3 --native-python $$(scripts/native-python.sh)
+	@cd bench/pyodide && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || echo "bench: pyodide unavailable"
+	@$(BUILD_DIR)/rlmbox_bench --native-python python3 --native-python $$(scripts/native-python.sh) \
+	  --pyodide bench/pyodide/bench.mjs
 
 bench-quick: build
 	@$(BUILD_DIR)/rlmbox_bench --quick --native-python python3

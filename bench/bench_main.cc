@@ -1,7 +1,7 @@
 // rlmbox_bench: the figures of design §8 for the engine and executor, each
 // printed next to its target, with native CPython measured in the same run.
 //
-//   rlmbox_bench [--quick] [--native-python PATH]...
+//   rlmbox_bench [--quick] [--native-python PATH]... [--pyodide bench/pyodide/bench.mjs]
 //
 // Not a test: numbers are printed, never asserted. docs/benchmarks.md records
 // a run and the command that produced it.
@@ -75,10 +75,12 @@ double NativeSeconds(const std::string& python, int reps) {
 int main(int argc, char** argv) {
   bool quick = false;
   std::vector<std::string> natives;
+  std::string pyodide_script;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") quick = true;
     if (a == "--native-python" && i + 1 < argc) natives.push_back(argv[++i]);
+    if (a == "--pyodide" && i + 1 < argc) pyodide_script = argv[++i];
   }
   if (natives.empty()) natives.push_back("python3");
   const int n_fresh = quick ? 200 : 2000;
@@ -163,6 +165,20 @@ int main(int argc, char** argv) {
       std::printf("  native %-18s %8.1f ms   ratio %.2fx  (target <= 1.5x)\n",
                   (py.size() > 18 ? "CPython " + version : py).c_str(), native * 1000,
                   sandbox / native);
+    }
+  }
+  // 3b. Pyodide in Node.js, the seeds' own choice, on the same expression.
+  if (!pyodide_script.empty()) {
+    std::string out = RunCommand("node '" + pyodide_script + "' " + std::to_string(cpu_reps) +
+                                 " 2>/dev/null");
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    if (j.is_object()) {
+      std::printf("  Pyodide %-17s %8.1f ms   (loadPyodide %.0f ms; runPython('pass') p50 %.3f ms, "
+                  "no isolation between runs)\n",
+                  j.value("version", "?").c_str(), j.value("cpu_ms", 0.0), j.value("load_ms", 0.0),
+                  j.value("run_pass_p50_ms", 0.0));
+    } else {
+      std::printf("  Pyodide                   (not available: run `make bench`)\n");
     }
   }
   // 4. Private memory per idle session.

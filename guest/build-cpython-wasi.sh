@@ -15,7 +15,10 @@ rm -rf "$out" && mkdir -p "$out"
 export CC="clang-19 --target=wasm32-wasi"
 export CPP="clang-19 --target=wasm32-wasi -E"
 export AR=llvm-ar-19 RANLIB=llvm-ranlib-19
-export CFLAGS="-O2 -g0"
+# bulk-memory: memcpy/memset become memory.copy/fill instead of byte loops
+# (clang-19's default wasm CPU lacks it); nontrapping-fptoint and sign-ext
+# shorten float->int and narrow-int conversions. wasmtime supports all three.
+export CFLAGS="-O2 -g0 -mbulk-memory -mnontrapping-fptoint -msign-ext"
 
 # --- zlib --------------------------------------------------------------------
 mkdir -p "$out/zlib-src"
@@ -33,11 +36,13 @@ export ZLIB_CFLAGS="-I$out/zlib/include" ZLIB_LIBS="-L$out/zlib/lib -lz"
 export PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/zlib/lib/pkgconfig"
 # --with-pymalloc: CPython disables it on WASI by default; the guest is
 # single-threaded and pymalloc's small-object arenas are markedly faster than
-# wasi-libc's dlmalloc for Python's allocation pattern (see docs/architecture.md).
+# wasi-libc's dlmalloc for Python's allocation pattern.
+# --enable-big-digits=30: wasm32 would otherwise get 15-bit int digits, so any
+# int above 32767 takes the multi-digit slow paths (see docs/benchmarks.md).
 ./configure --quiet \
   --host=wasm32-wasip1 --build="$(CC=gcc ./config.guess)" \
   --with-build-python="$build_python" \
-  --with-pymalloc --without-ensurepip --disable-test-modules \
+  --with-pymalloc --enable-big-digits=30 --without-ensurepip --disable-test-modules \
   --disable-ipv6 >configure.log 2>&1 || { tail -40 configure.log >&2; exit 1; }
 make -s -j"$(nproc)" python.wasm >make.log 2>&1 ||
   { grep -B2 -A8 -m5 'error' make.log >&2; exit 1; }

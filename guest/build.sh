@@ -59,7 +59,7 @@ mkdir -p "$work"
 # shellcheck disable=SC1090
 eval "$(sed -e "s/^\([A-Z_]*\)=\(.*\)$/\1='\2'/" "$wasi/link.vars")"
 cpy="$wasi/cpython"
-clang-19 --target=wasm32-wasi -O2 -g0 -I"$cpy/Include" -I"$cpy" -c "$here/shim.c" -o "$work/shim.o"
+clang-19 --target=wasm32-wasi -O2 -g0 -mbulk-memory -I"$cpy/Include" -I"$cpy" -c "$here/shim.c" -o "$work/shim.o"
 # -mexec-model=reactor: crt1-reactor (no main; _initialize runs libc ctors).
 # The stack stays first and at CPython's 8 MiB so an overflow traps instead of
 # corrupting the heap.

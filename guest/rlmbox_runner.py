@@ -10,6 +10,9 @@ Ops:
   OP_CONTEXT_STR  data = UTF-8 text; becomes `context` (str)
   OP_CONTEXT_JSON data = JSON value; becomes `context` (dict / list / ...)
   OP_GET_VAR      data = UTF-8 variable name
+  OP_PRIME        data ignored; run by the sandbox pool before a sandbox is handed
+                  out, so the per-instance reseed and the first cell's page faults
+                  happen off the request path. Leaves no trace in the namespace.
 """
 
 import ast
@@ -34,6 +37,7 @@ OP_EXECUTE = 0
 OP_CONTEXT_STR = 1
 OP_CONTEXT_JSON = 2
 OP_GET_VAR = 3
+OP_PRIME = 4
 
 _LOCALS_JSON_MAX = 4096  # bytes of JSON per variable before falling back to repr
 _LOCALS_REPR_MAX = 200  # characters of repr per variable
@@ -402,6 +406,10 @@ def entry(op, data):
             _ns["context"] = value
             reply = {"ok": True, "type": type(value).__name__, "length": len(value)
                      if hasattr(value, "__len__") else None}
+        elif op == OP_PRIME:
+            _execute({"code": "pass", "max_output_bytes": 1024})
+            _state["cell"] = 0
+            reply = {"ok": True}
         elif op == OP_GET_VAR:
             reply = _get_var(str(data, "utf-8", "replace"))
         else:

@@ -62,11 +62,16 @@ constexpr std::string_view kEngineFingerprint =
 wasmtime::Config MakeConfig(const EngineOptions& options) {
   wasmtime::Config config;
   config.epoch_interruption(true);
-  config.consume_fuel(true);
+  config.consume_fuel(std::getenv("RLMBOX_EXP_NOFUEL") == nullptr);
+  if (std::getenv("RLMBOX_EXP_NOEPOCH")) config.epoch_interruption(false);
   config.max_wasm_stack(options.max_wasm_stack);
   config.parallel_compilation(true);
   config.cranelift_opt_level(wasmtime::OptLevel::Speed);
   config.memory_init_cow(true);
+  if (std::getenv("RLMBOX_EXP_GUARD")) {
+    config.memory_reservation(uint64_t{4} << 30);
+    config.memory_guard_size(uint64_t{2} << 30);
+  }
   wasmtime::PoolAllocationConfig pool;
   pool.total_core_instances(options.max_sandboxes);
   pool.total_memories(options.max_sandboxes);

@@ -57,6 +57,11 @@ class Sandbox {
   // Errors: kNotFound when it is not defined.
   Result<nlohmann::json> GetVar(std::string_view name, const Limits& limits);
 
+  // Runs the guest's first-call work (reseeding, first-cell page faults) now,
+  // so a pool can do it before the sandbox is needed. Leaves the namespace
+  // empty. Errors: kInternal if the guest fails.
+  Status Prime();
+
   // False once a hard stop left the interpreter in an unknown state.
   bool usable() const;
   // Current linear memory size in bytes.

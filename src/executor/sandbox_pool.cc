@@ -57,6 +57,7 @@ void SandboxPool::Run() {
     }
     lock.unlock();
     auto sb = engine_.NewSandbox();
+    if (sb.ok() && !(*sb)->Prime().ok()) sb = Internal("a new sandbox failed to prime");
     lock.lock();
     if (!sb.ok()) {
       // Slots exhausted or a transient failure: wait for a retirement or a

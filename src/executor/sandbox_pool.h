@@ -1,8 +1,8 @@
 // SandboxPool: fresh sandboxes ready before they are asked for.
 //
-// A background thread keeps `target` instantiated sandboxes on hand and
-// destroys retired ones, so neither instantiation nor teardown (resetting a
-// memory slot) sits on a request's path. Acquire() falls back to
+// A background thread keeps `target` instantiated and primed (Sandbox::Prime)
+// sandboxes on hand and destroys retired ones, so neither instantiation nor
+// teardown (resetting a memory slot) sits on a request's path. Acquire() falls back to
 // instantiating inline when the pool is empty.
 // Thread-safe.
 #pragma once
