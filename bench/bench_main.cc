@@ -127,6 +127,29 @@ int main(int argc, char** argv) {
     std::printf("fresh sandbox execute 'pass'   p50 %.3f ms  p99 %.3f ms  (%.0f/s on one thread)  target p50 <= 1 ms\n",
                 Percentile(ms, 0.5), Percentile(ms, 0.99), n_fresh / secs);
   }
+  // 1b. Where a fresh execute's time goes, measured on this thread alone.
+  {
+    std::vector<double> inst, prime, exec, teardown;
+    for (int i = 0; i < n_fresh / 4; ++i) {
+      auto t = Clock::now();
+      auto sb = (*engine)->NewSandbox();
+      auto t1 = Clock::now();
+      if (!sb.ok() || !(*sb)->Prime().ok()) return 2;
+      auto t2 = Clock::now();
+      auto r = (*sb)->Execute("pass", limits, nullptr);
+      auto t3 = Clock::now();
+      sb->reset();
+      auto t4 = Clock::now();
+      auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+      inst.push_back(ms(t, t1));
+      prime.push_back(ms(t1, t2));
+      exec.push_back(ms(t2, t3));
+      teardown.push_back(ms(t3, t4));
+    }
+    std::printf("  breakdown (p50): instantiate %.3f ms, prime %.3f ms, execute %.3f ms, teardown %.3f ms\n",
+                Percentile(inst, 0.5), Percentile(prime, 0.5), Percentile(exec, 0.5),
+                Percentile(teardown, 0.5));
+  }
   // 2. Session execute of `x = 1`.
   {
     auto s = ex.CreateSession();

@@ -55,18 +55,25 @@ rm -rf "$out.tmp" && mkdir -p "$out.tmp/lib"
 work="$out.tmp/work"
 mkdir -p "$work"
 
-# --- link the reactor ------------------------------------------------------------------------
-# shellcheck disable=SC1090
-eval "$(sed -e "s/^\([A-Z_]*\)=\(.*\)$/\1='\2'/" "$wasi/link.vars")"
+# --- link the reactor (cached on its own: the LTO link takes ~1 min) ----------------------------
 cpy="$wasi/cpython"
-clang-19 --target=wasm32-wasi -O2 -g0 -mbulk-memory -I"$cpy/Include" -I"$cpy" -c "$here/shim.c" -o "$work/shim.o"
-# -mexec-model=reactor: crt1-reactor (no main; _initialize runs libc ctors).
-# The stack stays first and at CPython's 8 MiB so an overflow traps instead of
-# corrupting the heap.
-(cd "$cpy" && clang-19 --target=wasm32-wasi -mexec-model=reactor $LDFLAGS \
-  -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
-  -Wl,--strip-all \
-  -o "$work/guest-raw.wasm" "$work/shim.o" $LINK_OBJS $LIBS)
+reactor="$RLMBOX_CACHE/reactor-$(recipe_hash guest/shim.c guest/build.sh)-$cpython_hash.wasm"
+if [[ ! -f "$reactor" ]]; then
+  log "linking the guest reactor (ThinLTO, ~1 min)"
+  # shellcheck disable=SC1090
+  eval "$(sed -e "s/^\([A-Z_]*\)=\(.*\)$/\1='\2'/" "$wasi/link.vars")"
+  clang-19 --target=wasm32-wasi -O3 -g0 -flto=thin -mbulk-memory -I"$cpy/Include" -I"$cpy" \
+    -c "$here/shim.c" -o "$work/shim.o"
+  # -mexec-model=reactor: crt1-reactor (no main; _initialize runs libc ctors).
+  # The stack stays first and at CPython's 8 MiB so an overflow traps instead of
+  # corrupting the heap.
+  (cd "$cpy" && clang-19 --target=wasm32-wasi -mexec-model=reactor $LDFLAGS \
+    -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
+    -Wl,--strip-all \
+    -o "$reactor.tmp" "$work/shim.o" $LINK_OBJS $LIBS)
+  mv "$reactor.tmp" "$reactor"
+fi
+cp "$reactor" "$work/guest-raw.wasm"
 
 # --- the stdlib zip ----------------------------------------------------------------------------
 stage="$work/stdlib"

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  } catch (const std::exception& e) {  // a bug of ours: report it, never abort
+    std::cerr << "rlmbox: internal error: " << e.what() << "\n";
+    return 70;
   }
   return exit_code;
 }

@@ -57,21 +57,19 @@ Status WriteFileAtomically(const fs::path& path, std::string_view bytes) {
 // Every engine setting that changes generated code or its runtime contract;
 // part of the compiled-module cache key.
 constexpr std::string_view kEngineFingerprint =
-    "cranelift-speed;epoch;fuel;pooling;cow;stack-first;v1";
+    "cranelift-speed;epoch;fuel;pooling;cow;no-gc;v2";
 
 wasmtime::Config MakeConfig(const EngineOptions& options) {
   wasmtime::Config config;
   config.epoch_interruption(true);
-  config.consume_fuel(std::getenv("RLMBOX_EXP_NOFUEL") == nullptr);
-  if (std::getenv("RLMBOX_EXP_NOEPOCH")) config.epoch_interruption(false);
+  config.consume_fuel(true);
   config.max_wasm_stack(options.max_wasm_stack);
   config.parallel_compilation(true);
   config.cranelift_opt_level(wasmtime::OptLevel::Speed);
   config.memory_init_cow(true);
-  if (std::getenv("RLMBOX_EXP_GUARD")) {
-    config.memory_reservation(uint64_t{4} << 30);
-    config.memory_guard_size(uint64_t{2} << 30);
-  }
+  // The GC proposal is compiled in only for the C++ header's sake (see
+  // deps/wasmtime-capi/Cargo.toml); the guest does not use it.
+  config.wasm_gc(false);
   wasmtime::PoolAllocationConfig pool;
   pool.total_core_instances(options.max_sandboxes);
   pool.total_memories(options.max_sandboxes);
@@ -132,7 +130,7 @@ Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string&
 
 }  // namespace
 
-Engine::Engine(const EngineOptions& options) : options_(options) {}
+Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
 
 Engine::~Engine() = default;
 

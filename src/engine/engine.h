@@ -65,7 +65,7 @@ class Engine {
   const EngineOptions& options() const { return options_; }
 
  private:
-  explicit Engine(const EngineOptions& options);
+  explicit Engine(EngineOptions options);
   friend class Sandbox;
 
   EngineOptions options_;

@@ -39,7 +39,7 @@ std::string ValidateCall(const nlohmann::json& call, HostCallKind* kind, size_t*
       !call.contains("args") || !call["args"].is_object()) {
     return "malformed host call";
   }
-  const std::string& k = call["kind"].get_ref<const std::string&>();
+  const auto& k = call["kind"].get_ref<const std::string&>();
   const nlohmann::json& args = call["args"];
   if (args.contains("model") && !args["model"].is_null() && !args["model"].is_string()) {
     return "model must be a str or None";

@@ -25,7 +25,7 @@ uint64_t FuelReserve(uint64_t budget) {
 // Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
 bool TruncateUtf8(std::string& s, uint64_t max) {
   if (s.size() <= max) return false;
-  size_t cut = static_cast<size_t>(max);
+  auto cut = static_cast<size_t>(max);
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
   s.resize(cut);
   return true;
@@ -136,7 +136,7 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
         return wasmtime::DeadlineKind::Continue;
       });
   cx.set_epoch_deadline(1);
-  (void)cx.set_fuel(1'000'000'000);
+  if (auto r = cx.set_fuel(1'000'000'000); !r) return Internal("fuel: " + r.err().message());
 
   wasmtime_instance_t raw{};
   wasm_trap_t* trap = nullptr;
