@@ -17,6 +17,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/runtime_paths.h"
@@ -124,17 +125,41 @@ int main(int argc, char** argv) {
       if (!r.ok() || !r->success) return 2;
     }
     double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    std::printf("fresh sandbox execute 'pass'   p50 %.3f ms  p99 %.3f ms  (%.0f/s on one thread)  target p50 <= 1 ms\n",
+    std::printf("fresh sandbox execute 'pass'   back-to-back p50 %.3f ms  p99 %.3f ms  (%.0f/s on one thread)  target p50 <= 1 ms\n",
                 Percentile(ms, 0.5), Percentile(ms, 0.99), n_fresh / secs);
+  }
+  // 1a. The same, paced at one request per 2 ms: the latency a caller sees when
+  // the pool's background thread keeps up (back-to-back above measures the
+  // pool's refill rate instead).
+  {
+    std::vector<double> ms;
+    executor::ExecuteRequest req;
+    req.code = "pass";
+    req.limits = limits;
+    auto next = Clock::now();
+    for (int i = 0; i < n_fresh / 4; ++i) {
+      next += std::chrono::milliseconds(2);
+      std::this_thread::sleep_until(next);
+      auto t = Clock::now();
+      auto r = ex.Execute(req);
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+      if (!r.ok() || !r->success) return 2;
+    }
+    std::printf("fresh sandbox execute, paced   p50 %.3f ms  p99 %.3f ms  (one request per 2 ms)\n",
+                Percentile(ms, 0.5), Percentile(ms, 0.99));
   }
   // 1b. Where a fresh execute's time goes, measured on this thread alone.
   {
-    std::vector<double> inst, prime, exec, teardown;
+    std::vector<double> inst, prime, exec, teardown, faults;
     for (int i = 0; i < n_fresh / 4; ++i) {
       auto t = Clock::now();
       auto sb = (*engine)->NewSandbox();
       auto t1 = Clock::now();
+      rusage before{}, after{};
+      getrusage(RUSAGE_THREAD, &before);
       if (!sb.ok() || !(*sb)->Prime().ok()) return 2;
+      getrusage(RUSAGE_THREAD, &after);
+      faults.push_back(static_cast<double>(after.ru_minflt - before.ru_minflt));
       auto t2 = Clock::now();
       auto r = (*sb)->Execute("pass", limits, nullptr);
       auto t3 = Clock::now();
@@ -146,9 +171,10 @@ int main(int argc, char** argv) {
       exec.push_back(ms(t2, t3));
       teardown.push_back(ms(t3, t4));
     }
-    std::printf("  breakdown (p50): instantiate %.3f ms, prime %.3f ms, execute %.3f ms, teardown %.3f ms\n",
-                Percentile(inst, 0.5), Percentile(prime, 0.5), Percentile(exec, 0.5),
-                Percentile(teardown, 0.5));
+    std::printf("  breakdown (p50): instantiate %.3f ms, prime %.3f ms (%.0f page faults), "
+                "execute %.3f ms, teardown %.3f ms\n",
+                Percentile(inst, 0.5), Percentile(prime, 0.5), Percentile(faults, 0.5),
+                Percentile(exec, 0.5), Percentile(teardown, 0.5));
   }
   // 2. Session execute of `x = 1`.
   {

@@ -77,9 +77,11 @@ wasmtime::Config MakeConfig(const EngineOptions& options) {
   pool.max_memory_size(size_t{4} << 30);  // wasm32's whole address space; stores cap lower
   pool.max_core_instance_size(size_t{4} << 20);
   pool.table_elements(size_t{1} << 16);
-  // Keep the first pages of a reused slot resident: resetting them with
-  // memset is cheaper than taking page faults again on the next instance.
-  pool.linear_memory_keep_resident(size_t{1} << 20);
+  // No pages kept resident on slot reuse: without PAGEMAP_SCAN (not exposed
+  // by the C API) wasmtime would memcpy the whole kept region from the image
+  // on every teardown, and the region it keeps (the start of memory) is the
+  // cold bottom of the guest's stack. Measured in docs/benchmarks.md.
+  pool.linear_memory_keep_resident(0);
   config.pooling_allocation_strategy(pool);
   return config;
 }
