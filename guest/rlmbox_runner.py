@@ -56,6 +56,11 @@ class LLMQueryError(RuntimeError):
     """A host call (llm_query & co) failed."""
 
 
+# Tracebacks show these by their bare names, like built-in exceptions.
+for _cls in (SandboxInterrupt, OutputLimitExceeded, LLMQueryError):
+    _cls.__module__ = "builtins"
+
+
 # ---------------------------------------------------------------- state
 
 _ns = {"__name__": "__main__", "__builtins__": builtins}
@@ -210,6 +215,7 @@ _RESERVED = {
     "rlm_query_batched": rlm_query_batched,
     "FINAL_VAR": FINAL_VAR,
     "SHOW_VARS": SHOW_VARS,
+    "LLMQueryError": LLMQueryError,
 }
 
 

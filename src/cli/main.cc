@@ -4,12 +4,14 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/run_command.h"
+#include "cli/serve_exec_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"rlmbox - a WebAssembly sandbox for code written by language models"};
   app.require_subcommand(1);
   int exit_code = 0;
   rlmbox::cli::AddRunCommand(app, &exit_code);
+  rlmbox::cli::AddServeExecCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

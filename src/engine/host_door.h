@@ -42,6 +42,10 @@ class HostCallHandler {
   // Must return by `call.deadline`; the engine stops the guest at the deadline
   // anyway, and a reply that arrives later is discarded.
   virtual HostCallReply Handle(const HostCall& call) = 0;
+  // Polled about once a millisecond while the execution runs (on the
+  // executing thread); true stops the cell like a deadline does, e.g. when
+  // the caller went away. Default: never.
+  virtual bool cancelled() const { return false; }
 };
 
 }  // namespace rlmbox::engine

@@ -19,7 +19,7 @@
 namespace rlmbox::engine {
 
 // Why the host stopped a call (soft or hard).
-enum class StopReason { kNone, kTimeout, kFuel };
+enum class StopReason { kNone, kTimeout, kFuel, kCancelled };
 
 // Per-store state; the store's data points here. Touched only by the thread
 // running the store (host functions and the deadline callback run on it).

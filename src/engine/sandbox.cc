@@ -42,6 +42,9 @@ std::string NewExecutionId() {
 }
 
 std::string StopMessage(Outcome outcome, const Limits& limits) {
+  if (outcome == Outcome::kException) {
+    return "CancelledError: the caller went away and the execution was stopped";
+  }
   if (outcome == Outcome::kTimeout) {
     return "TimeoutError: execution exceeded its " + std::to_string(limits.timeout.count()) +
            " ms time limit and was stopped";
@@ -122,6 +125,8 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
             want = StopReason::kTimeout;
           } else if (auto fuel = ctx.get_fuel(); fuel && st->fuel_granted - fuel.ok() >= st->fuel_budget) {
             want = StopReason::kFuel;
+          } else if (st->handler != nullptr && st->handler->cancelled()) {
+            want = StopReason::kCancelled;
           }
           if (want != StopReason::kNone) {
             st->reason = want;
@@ -272,6 +277,7 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
   auto stop_outcome = [&]() -> std::optional<Outcome> {
     if (c.reason == StopReason::kTimeout) return Outcome::kTimeout;
     if (c.reason == StopReason::kFuel) return Outcome::kFuelExhausted;
+    if (c.reason == StopReason::kCancelled) return Outcome::kException;
     return std::nullopt;
   };
 
@@ -356,11 +362,13 @@ Status Sandbox::SetContext(const ContextValue& context, const Limits& limits) {
   }
   Call c = Invoke(context.kind == ContextValue::Kind::kText ? kOpContextText : kOpContextJson,
                   context.data, limits, nullptr);
-  if (c.alloc_failed) return ResourceExhausted("context does not fit in the memory limit");
+  // A context the limits cannot hold is the request's problem (400), not an
+  // overload to retry.
+  if (c.alloc_failed) return InvalidArgument("context does not fit in the memory limit");
   if (!c.returned) {
-    if (c.reason == StopReason::kTimeout) return ResourceExhausted("loading the context timed out");
-    if (c.reason == StopReason::kFuel) return ResourceExhausted("loading the context ran out of fuel");
-    return ResourceExhausted("loading the context failed: " + c.trap_message);
+    if (c.reason == StopReason::kTimeout) return InvalidArgument("loading the context timed out");
+    if (c.reason == StopReason::kFuel) return InvalidArgument("loading the context ran out of fuel");
+    return InvalidArgument("loading the context failed: " + c.trap_message);
   }
   auto reply = nlohmann::json::parse(c.reply, nullptr, false);
   if (!reply.is_object() || !reply.value("ok", false)) {
@@ -368,7 +376,7 @@ Status Sandbox::SetContext(const ContextValue& context, const Limits& limits) {
                           ? reply["error"].get<std::string>()
                           : "unknown";
     if (why.find("MemoryError") != std::string::npos) {
-      return ResourceExhausted("context does not fit in the memory limit");
+      return InvalidArgument("context does not fit in the memory limit");
     }
     return Internal("loading the context failed: " + why);
   }

@@ -49,8 +49,8 @@ class Sandbox {
                           HostCallHandler* handler);
 
   // Binds `context` in the REPL (kept across cells, restored if reassigned).
-  // Errors: kInvalidArgument for invalid JSON; kResourceExhausted when it
-  // does not fit in the memory limit or time; kInternal if the guest failed.
+  // Errors: kInvalidArgument for invalid JSON, or when it does not fit in the
+  // memory or time limit; kInternal if the guest failed.
   Status SetContext(const ContextValue& context, const Limits& limits);
 
   // Looks up a variable: {"value": <json-or-repr>, "text": str(value), "type"}.

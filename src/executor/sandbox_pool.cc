@@ -25,7 +25,18 @@ Result<std::unique_ptr<engine::Sandbox>> SandboxPool::Acquire() {
     }
   }
   cv_.notify_all();
-  return engine_.NewSandbox();
+  auto started = std::chrono::steady_clock::now();
+  auto sb = engine_.NewSandbox();
+  std::lock_guard lock(mu_);
+  ++stats_.created;
+  stats_.start_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return sb;
+}
+
+SandboxPool::Stats SandboxPool::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
 }
 
 void SandboxPool::Retire(std::unique_ptr<engine::Sandbox> sandbox) {
@@ -56,9 +67,16 @@ void SandboxPool::Run() {
       continue;
     }
     lock.unlock();
+    auto started = std::chrono::steady_clock::now();
     auto sb = engine_.NewSandbox();
     if (sb.ok() && !(*sb)->Prime().ok()) sb = Internal("a new sandbox failed to prime");
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     lock.lock();
+    if (sb.ok()) {
+      ++stats_.created;
+      stats_.start_seconds += took;
+    }
     if (!sb.ok()) {
       // Slots exhausted or a transient failure: wait for a retirement or a
       // short while, never spin.

@@ -34,6 +34,12 @@ class SandboxPool {
   // Number of ready sandboxes (for metrics and tests).
   size_t ready() const;
 
+  struct Stats {
+    uint64_t created = 0;       // sandboxes instantiated (pool or inline)
+    double start_seconds = 0;   // total time instantiating and priming them
+  };
+  Stats stats() const;
+
  private:
   void Run();
 
@@ -44,6 +50,7 @@ class SandboxPool {
   std::deque<std::unique_ptr<engine::Sandbox>> ready_;    // guarded by mu_
   std::vector<std::unique_ptr<engine::Sandbox>> retired_;  // guarded by mu_
   bool stopping_ = false;                                  // guarded by mu_
+  Stats stats_;                                            // guarded by mu_
   std::thread thread_;
 };
 

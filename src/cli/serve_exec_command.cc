@@ -1,0 +1,118 @@
+#include "cli/serve_exec_command.h"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "cli/runtime_paths.h"
+#include "engine/engine.h"
+#include "executor/executor.h"
+#include "http/exec_server.h"
+#include "service/log.h"
+
+namespace rlmbox::cli {
+namespace {
+
+struct ServeExecOptions {
+  std::string host;
+  int port = -1;
+  bool sidecar = false;
+  size_t warm = 4;
+  size_t workers = 0;
+  std::string guest_dir;
+};
+
+// Reads a positive number from the environment, or `fallback`.
+double EnvNumber(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  double d = std::strtod(v, &end);
+  if (end == v || *end != '\0' || !(d > 0)) {
+    std::cerr << "rlmbox: ignoring " << name << "=" << v << " (not a positive number)\n";
+    return fallback;
+  }
+  return d;
+}
+
+int Serve(const ServeExecOptions& o) {
+  if (const char* lvl = std::getenv("LOG_LEVEL")) service::SetLogLevel(service::ParseLogLevel(lvl));
+
+  http::ExecServerOptions so;
+  so.port = o.port >= 0 ? o.port : (o.sidecar ? 8080 : 8000);
+  so.host = !o.host.empty() ? o.host : "127.0.0.1";
+  so.max_sessions = static_cast<size_t>(EnvNumber("MAX_SESSIONS", 100));
+  so.session_ttl = std::chrono::milliseconds(static_cast<int64_t>(EnvNumber("SESSION_TTL", 3600) * 1000));
+  so.execution_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(EnvNumber("EXECUTION_TIMEOUT", 30) * 1000));
+  so.max_body_bytes = static_cast<size_t>(EnvNumber("MAX_REQUEST_BYTES", 64.0 * (1 << 20)));
+  so.workers = o.workers;
+  if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
+
+  // Block the stop signals in every thread; one thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  engine::EngineOptions eo;
+  eo.guest_dir = o.guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(o.guest_dir);
+  eo.module_cache_dir = DefaultModuleCacheDir();
+  eo.max_sandboxes = static_cast<uint32_t>(so.max_sessions + o.warm + 64);
+  auto engine = engine::Engine::Create(eo);
+  if (!engine.ok()) {
+    service::LogEvent(service::LogLevel::kError, "engine_failed",
+                      {{"error", engine.status().ToString()}});
+    return 70;
+  }
+  service::LogEvent(service::LogLevel::kInfo, "engine_ready",
+                    {{"wasmtime", (*engine)->info().wasmtime_version},
+                     {"module_from_cache", (*engine)->info().module_from_cache},
+                     {"load_ms", (*engine)->info().load_time.count()}});
+  executor::Executor executor(**engine, executor::Executor::Options{.warm_sandboxes = o.warm});
+  http::ExecServer server(executor, so);
+
+  std::thread waiter([&server, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    service::LogEvent(service::LogLevel::kInfo, "shutting_down", {{"signal", sig}});
+    server.Stop();
+  });
+  Status s = server.Run();
+  if (!s.ok()) {
+    service::LogEvent(service::LogLevel::kError, "listen_failed", {{"error", s.ToString()}});
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+    return 70;
+  }
+  // Run() returned: either a signal stopped it (the waiter is done) or the
+  // server died on its own; in that case wake the waiter ourselves.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  service::LogEvent(service::LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+void AddServeExecCommand(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<ServeExecOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve-exec", "Serve the execution plane over HTTP (/execute, /session, /metrics)");
+  cmd->add_option("--host", o->host, "Address to bind (default 127.0.0.1; 0.0.0.0 in containers)");
+  cmd->add_option("--port", o->port, "Port (default 8000; 8080 with --sidecar; 0 = any free port)");
+  cmd->add_flag("--sidecar", o->sidecar, "Sidecar defaults: port 8080 on localhost");
+  cmd->add_option("--warm", o->warm, "Primed sandboxes kept ready")->capture_default_str();
+  cmd->add_option("--workers", o->workers, "Executions at once (default: one per core)");
+  cmd->add_option("--guest-dir", o->guest_dir, "Directory holding guest.wasm and lib/");
+  cmd->footer(
+      "Environment: MAX_SESSIONS (100), SESSION_TTL seconds (3600), EXECUTION_TIMEOUT seconds\n"
+      "(30), MAX_REQUEST_BYTES (64 MiB), RLMBOX_TOKEN (bearer token; unset = no auth),\n"
+      "LOG_LEVEL (info).");
+  cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
+}
+
+}  // namespace rlmbox::cli

@@ -1,0 +1,400 @@
+#include "http/exec_server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <thread>
+
+#include "http/http_status.h"
+#include "service/execution_gate.h"
+#include "service/host_call_bridge.h"
+#include "service/log.h"
+#include "service/metrics.h"
+#include "service/profiles.h"
+#include "service/session_manager.h"
+
+namespace rlmbox::http {
+namespace {
+
+using nlohmann::json;
+using service::LogLevel;
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kNdjson = "application/x-ndjson";
+
+std::string Dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Parses a JSON body; an empty body is `{}` when `empty_ok`.
+Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
+  if (req.body.empty()) {
+    if (empty_ok) return json::object();
+    return InvalidArgument("a JSON body is required");
+  }
+  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgument("invalid JSON body");
+  if (!j.is_object()) return InvalidArgument("the body must be a JSON object");
+  return j;
+}
+
+// "context" in a request: a str is bound as text, anything else as JSON.
+std::optional<engine::ContextValue> ContextFrom(const json& body) {
+  if (!body.contains("context") || body["context"].is_null()) return std::nullopt;
+  const json& c = body["context"];
+  if (c.is_string()) return engine::ContextValue{engine::ContextValue::Kind::kText, c.get<std::string>()};
+  return engine::ContextValue{engine::ContextValue::Kind::kJson, Dump(c)};
+}
+
+Result<std::string> CodeFrom(const json& body) {
+  if (!body.contains("code") || body["code"].is_null()) return InvalidArgument("Code is required");
+  if (!body["code"].is_string()) return InvalidArgument("code must be a string");
+  std::string code = body["code"].get<std::string>();
+  if (code.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return InvalidArgument("Code is required");
+  }
+  return code;
+}
+
+bool WantsNdjson(const httplib::Request& req) {
+  return req.get_header_value("Accept").find(kNdjson) != std::string::npos;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
+  return diff == 0 && !b.empty();
+}
+
+}  // namespace
+
+struct ExecServer::Impl {
+  Impl(executor::Executor& ex, ExecServerOptions o)
+      : executor(ex),
+        options(std::move(o)),
+        profiles(service::BuiltinProfiles(options.execution_timeout)),
+        sessions(ex, options.max_sessions, options.session_ttl),
+        gate(options.workers ? options.workers
+                             : std::max<size_t>(1, std::thread::hardware_concurrency()),
+             options.max_queue) {}
+
+  void Reply(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(Dump(body), kJson);
+  }
+
+  void ReplyError(httplib::Response& res, const Status& s) {
+    const std::string code(StatusCodeName(s.code()));
+    metrics.ObserveHostError(code);
+    Reply(res, HttpStatusFor(s), json{{"error", s.message()}, {"code", code}});
+  }
+
+  Result<std::shared_ptr<service::SessionEntry>> SessionFor(const httplib::Request& req) {
+    return sessions.Get(req.matches[1].str());
+  }
+
+  void Routes();
+  void Execute(const httplib::Request& req, httplib::Response& res);
+  void CreateSession(const httplib::Request& req, httplib::Response& res);
+  void SessionExecute(const httplib::Request& req, httplib::Response& res);
+  void StreamSessionExecute(std::shared_ptr<service::SessionEntry> entry, std::string code,
+                            engine::Limits limits, httplib::Response& res);
+  void PutContext(const httplib::Request& req, httplib::Response& res);
+
+  executor::Executor& executor;
+  ExecServerOptions options;
+  std::vector<service::Profile> profiles;
+  service::SessionManager sessions;
+  service::ExecutionGate gate;
+  service::CallRegistry calls;
+  service::Metrics metrics;
+  httplib::Server server;
+  std::atomic<int> bound_port{0};
+};
+
+void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& res) {
+  auto body = ParseBody(req, false);
+  if (!body.ok()) return ReplyError(res, body.status());
+  auto code = CodeFrom(*body);
+  if (!code.ok()) return ReplyError(res, code.status());
+  auto limits = service::ResolveLimits(*body, profiles, options.ceilings);
+  if (!limits.ok()) return ReplyError(res, limits.status());
+  executor::ExecuteRequest request{*code, ContextFrom(*body), *limits, nullptr};
+  if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
+  auto result = [&] {
+    service::GateSlot slot(gate);
+    return executor.Execute(request);
+  }();
+  if (!result.ok()) return ReplyError(res, result.status());
+  metrics.ObserveExecution(*result, "stateless");
+  service::LogExecution(*result, "stateless", "", *code);
+  Reply(res, 200, result->ToJson());
+}
+
+void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Response& res) {
+  auto body = ParseBody(req, true);
+  if (!body.ok()) return ReplyError(res, body.status());
+  json b = *body;
+  if (!b.contains("profile")) b["profile"] = "rlm";
+  auto limits = service::ResolveLimits(b, profiles, options.ceilings);
+  if (!limits.ok()) return ReplyError(res, limits.status());
+  std::chrono::milliseconds ttl{0};
+  if (b.contains("ttl") && !b["ttl"].is_null()) {
+    if (!b["ttl"].is_number() || b["ttl"].get<double>() <= 0) {
+      return ReplyError(res, InvalidArgument("ttl must be a positive number of seconds"));
+    }
+    ttl = std::chrono::milliseconds(static_cast<int64_t>(b["ttl"].get<double>() * 1000));
+  }
+  auto entry = sessions.Create(b["profile"].get<std::string>(), *limits, ttl);
+  if (!entry.ok()) return ReplyError(res, entry.status());
+  if (auto ctx = ContextFrom(b)) {
+    service::SessionUse use(*entry);
+    if (Status s = (*entry)->session->SetContext(std::move(*ctx), (*entry)->limits); !s.ok()) {
+      (void)sessions.Delete((*entry)->id);
+      return ReplyError(res, s);
+    }
+  }
+  service::LogEvent(LogLevel::kInfo, "session_created", {{"session_id", (*entry)->id}});
+  Reply(res, 200, json{{"session_id", (*entry)->id}});
+}
+
+void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Response& res) {
+  auto entry = SessionFor(req);
+  if (!entry.ok()) return ReplyError(res, entry.status());
+  auto body = ParseBody(req, false);
+  if (!body.ok()) return ReplyError(res, body.status());
+  auto code = CodeFrom(*body);
+  if (!code.ok()) return ReplyError(res, code.status());
+  // A session's limits come from its profile; a request may still tighten or
+  // loosen them within the ceilings.
+  json b = *body;
+  b["profile"] = (*entry)->profile;
+  auto limits = service::ResolveLimits(b, profiles, options.ceilings);
+  if (!limits.ok()) return ReplyError(res, limits.status());
+  if (WantsNdjson(req)) return StreamSessionExecute(*entry, *code, *limits, res);
+
+  service::SessionUse use(*entry);
+  if (auto ctx = ContextFrom(b)) {
+    if (Status s = (*entry)->session->SetContext(std::move(*ctx), *limits); !s.ok()) {
+      return ReplyError(res, s);
+    }
+  }
+  if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
+  auto result = [&] {
+    service::GateSlot slot(gate);
+    return (*entry)->session->Execute(*code, *limits, nullptr);
+  }();
+  if (!result.ok()) return ReplyError(res, result.status());
+  ++(*entry)->executions;
+  metrics.ObserveExecution(*result, "session");
+  service::LogExecution(*result, "session", (*entry)->id, *code);
+  Reply(res, 200, result->ToJson());
+}
+
+void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntry> entry,
+                                            std::string code, engine::Limits limits,
+                                            httplib::Response& res) {
+  // Admission happens before the stream starts so "overloaded" is a real 429.
+  if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
+  auto slot = std::make_shared<service::GateSlot>(gate);
+  res.status = 200;
+  res.set_chunked_content_provider(
+      kNdjson, [this, entry, code, limits, slot](size_t, httplib::DataSink& sink) {
+        auto emit = [&sink](const json& event) {
+          std::string line = Dump(event) + "\n";
+          return sink.is_writable() && sink.write(line.data(), line.size());
+        };
+        service::StreamingHostCallHandler handler(
+            entry->id, calls, emit, [this] { gate.Release(); }, [this] { gate.AcquireResume(); });
+        service::SessionUse use(entry);
+        auto result = entry->session->Execute(code, limits, &handler);
+        json event;
+        if (result.ok()) {
+          ++entry->executions;
+          metrics.ObserveExecution(*result, "session");
+          service::LogExecution(*result, "session", entry->id, code);
+          event = result->ToJson();
+        } else {
+          metrics.ObserveHostError(std::string(StatusCodeName(result.status().code())));
+          event = {{"error", result.status().message()},
+                   {"code", StatusCodeName(result.status().code())}};
+        }
+        event["event"] = "result";
+        if (handler.disconnected()) {
+          service::LogEvent(LogLevel::kInfo, "caller_disconnected", {{"session_id", entry->id}});
+        } else {
+          emit(event);
+        }
+        sink.done();
+        return true;
+      });
+}
+
+void ExecServer::Impl::PutContext(const httplib::Request& req, httplib::Response& res) {
+  auto entry = SessionFor(req);
+  if (!entry.ok()) return ReplyError(res, entry.status());
+  std::optional<engine::ContextValue> ctx;
+  const std::string type = req.get_header_value("Content-Type");
+  if (type.find("application/json") != std::string::npos) {
+    auto body = ParseBody(req, false);
+    if (!body.ok()) return ReplyError(res, body.status());
+    ctx = ContextFrom(*body);
+    if (!ctx) return ReplyError(res, InvalidArgument("the body needs a \"context\""));
+  } else {
+    ctx = engine::ContextValue{engine::ContextValue::Kind::kText, req.body};
+  }
+  service::SessionUse use(*entry);
+  if (Status s = (*entry)->session->SetContext(std::move(*ctx), (*entry)->limits); !s.ok()) {
+    return ReplyError(res, s);
+  }
+  Reply(res, 200, json{{"status", "ok"}});
+}
+
+void ExecServer::Impl::Routes() {
+  server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, json{{"status", "healthy"}});
+  });
+  server.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+    if (executor.pool().ready() > 0 || gate.running() > 0) {
+      Reply(res, 200, json{{"status", "ready"}});
+    } else {
+      Reply(res, 503, json{{"status", "not ready"}});
+    }
+  });
+  server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.Render(), "text/plain; version=0.0.4");
+  });
+  server.Post("/execute", [this](const httplib::Request& q, httplib::Response& r) { Execute(q, r); });
+  server.Post("/session", [this](const httplib::Request& q, httplib::Response& r) {
+    CreateSession(q, r);
+  });
+  server.Get("/sessions", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, json{{"sessions", sessions.List()}});
+  });
+  server.Post(R"(/session/([^/]+)/execute)",
+              [this](const httplib::Request& q, httplib::Response& r) { SessionExecute(q, r); });
+  server.Put(R"(/session/([^/]+)/context)",
+             [this](const httplib::Request& q, httplib::Response& r) { PutContext(q, r); });
+  server.Get(R"(/session/([^/]+)/vars/([^/]+))", [this](const httplib::Request& req,
+                                                        httplib::Response& res) {
+    auto entry = SessionFor(req);
+    if (!entry.ok()) return ReplyError(res, entry.status());
+    service::SessionUse use(*entry);
+    auto v = (*entry)->session->GetVar(req.matches[2].str(), (*entry)->limits);
+    if (!v.ok()) return ReplyError(res, v.status());
+    json out = *v;
+    out["name"] = req.matches[2].str();
+    Reply(res, 200, out);
+  });
+  server.Post(R"(/session/([^/]+)/calls/([^/]+))", [this](const httplib::Request& req,
+                                                         httplib::Response& res) {
+    auto body = ParseBody(req, false);
+    if (!body.ok()) return ReplyError(res, body.status());
+    Status s = calls.Answer(req.matches[1].str(), req.matches[2].str(), *body);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, 200, json{{"status", "ok"}});
+  });
+  server.Delete(R"(/session/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    Status s = sessions.Delete(req.matches[1].str());
+    if (!s.ok()) return ReplyError(res, s);
+    service::LogEvent(LogLevel::kInfo, "session_deleted", {{"session_id", req.matches[1].str()}});
+    Reply(res, 200, json{{"status", "ok"}});
+  });
+}
+
+ExecServer::ExecServer(executor::Executor& executor, ExecServerOptions options)
+    : impl_(std::make_unique<Impl>(executor, std::move(options))) {
+  Impl& s = *impl_;
+  s.metrics.SetGauge("wasm_sessions_active", "Open sessions.",
+                     [&s] { return static_cast<double>(s.sessions.size()); });
+  s.metrics.SetGauge("wasm_executions_running", "Executions holding a worker slot.",
+                     [&s] { return static_cast<double>(s.gate.running()); });
+  s.metrics.SetGauge("wasm_executions_queued", "Executions waiting for a worker slot.",
+                     [&s] { return static_cast<double>(s.gate.waiting()); });
+  s.metrics.SetGauge("wasm_host_calls_pending", "Host calls waiting for the caller's answer.",
+                     [&s] { return static_cast<double>(s.calls.pending()); });
+  s.metrics.SetGauge("wasm_sandboxes_warm", "Primed sandboxes ready in the pool.",
+                     [&s] { return static_cast<double>(s.executor.pool().ready()); });
+  s.metrics.SetGauge("wasm_sandbox_starts_total", "Sandboxes instantiated.",
+                     [&s] { return static_cast<double>(s.executor.pool().stats().created); });
+  s.metrics.SetGauge("wasm_sandbox_start_seconds_sum", "Time spent instantiating and priming sandboxes.",
+                     [&s] { return s.executor.pool().stats().start_seconds; });
+
+  const size_t threads = s.options.http_threads;
+  s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.server.set_payload_max_length(s.options.max_body_bytes);
+  s.server.set_keep_alive_max_count(10'000);
+  s.server.set_keep_alive_timeout(30);
+  s.server.set_read_timeout(30, 0);
+  s.server.set_write_timeout(30, 0);
+  s.server.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
+    if (s.options.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    const std::string auth = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    if (auth.rfind(prefix, 0) == 0 && ConstantTimeEquals(auth.substr(prefix.size()), s.options.token)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    s.metrics.ObserveHostError("unauthorized");
+    res.set_header("WWW-Authenticate", "Bearer");
+    s.Reply(res, 401, json{{"error", "missing or invalid bearer token"}, {"code", "unauthorized"}});
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  s.server.set_error_handler([&s](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      s.metrics.ObserveHostError("too_large");
+      s.Reply(res, 413, json{{"error", "request body too large (limit " +
+                                           std::to_string(s.options.max_body_bytes) + " bytes)"},
+                            {"code", "too_large"}});
+    } else if (res.status == 400 && !req.has_header("Content-Length") &&
+               !req.has_header("Transfer-Encoding")) {
+      s.Reply(res, 400, json{{"error", "a " + req.method +
+                                           " needs a body with Content-Length (send {} for none)"},
+                            {"code", "bad_request"}});
+    } else if (res.status == 404) {
+      s.Reply(res, 404, json{{"error", "no such route"}, {"code", "not_found"}});
+    } else {
+      s.Reply(res, res.status, json{{"error", "HTTP " + std::to_string(res.status)},
+                                    {"code", "bad_request"}});
+    }
+  });
+  s.server.set_exception_handler(
+      [&s](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        service::LogEvent(LogLevel::kError, "internal_error", {{"what", what}});
+        s.ReplyError(res, Internal("internal error"));
+      });
+  s.server.set_logger([&s](const httplib::Request& req, const httplib::Response& res) {
+    s.metrics.ObserveHttp(req.method, res.status);
+  });
+  s.Routes();
+}
+
+ExecServer::~ExecServer() = default;
+
+Status ExecServer::Run() {
+  Impl& s = *impl_;
+  int port = s.options.port;
+  if (port == 0) {
+    port = s.server.bind_to_any_port(s.options.host);
+    if (port <= 0) return Unavailable("cannot bind " + s.options.host);
+  } else if (!s.server.bind_to_port(s.options.host, port)) {
+    return Unavailable("cannot bind " + s.options.host + ":" + std::to_string(port));
+  }
+  s.bound_port = port;
+  service::LogEvent(LogLevel::kInfo, "listening", {{"host", s.options.host}, {"port", port}});
+  s.server.listen_after_bind();
+  return Status::Ok();
+}
+
+void ExecServer::Stop() { impl_->server.stop(); }
+
+int ExecServer::port() const { return impl_->bound_port.load(); }
+
+}  // namespace rlmbox::http

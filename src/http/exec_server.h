@@ -1,0 +1,49 @@
+// ExecServer: `rlmbox serve-exec`, the execution plane's HTTP API (design §5.1,
+// §5.3): /health, /ready, /metrics, /execute, /session..., streamed host calls.
+//
+// Only this layer includes cpp-httplib. Run() blocks serving until Stop()
+// (safe from any thread, e.g. a signal-waiting thread); in-flight requests
+// finish (or hit their deadline) before Run() returns.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "engine/limits.h"
+#include "executor/executor.h"
+
+namespace rlmbox::http {
+
+struct ExecServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  size_t max_sessions = 100;
+  std::chrono::milliseconds session_ttl{3'600'000};
+  std::chrono::milliseconds execution_timeout{30'000};
+  std::string token;                         // empty: no auth
+  size_t max_body_bytes = 64ull << 20;       // 413 above this
+  size_t workers = 0;                        // 0: one per core
+  size_t max_queue = 64;                     // waiting executions before 429
+  size_t http_threads = 64;                  // connections served at once
+  engine::LimitCeilings ceilings;
+};
+
+class ExecServer {
+ public:
+  ExecServer(executor::Executor& executor, ExecServerOptions options);
+  ~ExecServer();
+
+  // Binds and serves until Stop(). Errors: kUnavailable if the port cannot be bound.
+  Status Run();
+  void Stop();
+  // The bound port (after Run() started listening), for tests using port 0.
+  int port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rlmbox::http

@@ -1,0 +1,92 @@
+#include "service/profiles.h"
+
+namespace rlmbox::service {
+namespace {
+
+using std::chrono::milliseconds;
+
+engine::Limits Make(uint64_t memory_mb, milliseconds timeout) {
+  engine::Limits l;
+  l.memory_bytes = memory_mb << 20;
+  l.timeout = timeout;
+  return l;
+}
+
+Result<double> PositiveNumber(const nlohmann::json& j, const char* name) {
+  if (!j.is_number()) return InvalidArgument(std::string(name) + " must be a number");
+  double v = j.get<double>();
+  if (!(v > 0)) return InvalidArgument(std::string(name) + " must be greater than 0");
+  return v;
+}
+
+}  // namespace
+
+std::vector<Profile> BuiltinProfiles(milliseconds execution_timeout) {
+  using namespace std::chrono_literals;
+  return {
+      {"default", Make(256, execution_timeout)},
+      {"code", Make(32, 10s)},
+      {"tool", Make(64, 5s)},
+      {"agent", Make(128, 30s)},
+      {"llm", Make(16, 2s)},
+      {"condition", Make(8, 1s)},
+      {"loop", Make(64, 60s)},
+      {"rlm", Make(512, execution_timeout)},
+  };
+}
+
+Result<engine::Limits> ResolveLimits(const nlohmann::json& request,
+                                     const std::vector<Profile>& profiles,
+                                     const engine::LimitCeilings& ceilings) {
+  std::string name = "default";
+  if (request.contains("profile") && !request["profile"].is_null()) {
+    if (!request["profile"].is_string()) return InvalidArgument("profile must be a string");
+    name = request["profile"].get<std::string>();
+  }
+  const Profile* profile = nullptr;
+  for (const auto& p : profiles) {
+    if (p.name == name) profile = &p;
+  }
+  if (profile == nullptr) return InvalidArgument("unknown profile '" + name + "'");
+  engine::Limits limits = profile->limits;
+
+  if (request.contains("timeout") && !request["timeout"].is_null()) {
+    ASSIGN_OR_RETURN(double seconds, PositiveNumber(request["timeout"], "timeout"));
+    if (seconds * 1000 > static_cast<double>(ceilings.timeout.count())) {
+      return InvalidArgument("timeout above the limit of " +
+                             std::to_string(ceilings.timeout.count() / 1000) + " s");
+    }
+    limits.timeout = milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
+  }
+  if (request.contains("limits") && !request["limits"].is_null()) {
+    const auto& l = request["limits"];
+    if (!l.is_object()) return InvalidArgument("limits must be an object");
+    for (const auto& [key, value] : l.items()) {
+      if (key != "memory_mb" && key != "fuel" && key != "max_output_bytes") {
+        return InvalidArgument("unknown limit '" + key + "'");
+      }
+      ASSIGN_OR_RETURN(double v, PositiveNumber(value, key.c_str()));
+      if (key == "memory_mb") {
+        if (v * (1 << 20) > static_cast<double>(ceilings.memory_bytes)) {
+          return InvalidArgument("memory_mb above the limit of " +
+                                 std::to_string(ceilings.memory_bytes >> 20));
+        }
+        limits.memory_bytes = static_cast<uint64_t>(v * (1 << 20));
+      } else if (key == "fuel") {
+        if (v > static_cast<double>(ceilings.fuel)) {
+          return InvalidArgument("fuel above the limit of " + std::to_string(ceilings.fuel));
+        }
+        limits.fuel = static_cast<uint64_t>(v);
+      } else {
+        if (v > static_cast<double>(ceilings.max_output_bytes)) {
+          return InvalidArgument("max_output_bytes above the limit of " +
+                                 std::to_string(ceilings.max_output_bytes));
+        }
+        limits.max_output_bytes = static_cast<uint64_t>(v);
+      }
+    }
+  }
+  return limits;
+}
+
+}  // namespace rlmbox::service

@@ -1,0 +1,37 @@
+// Profiles: named limit sets (design §4), and the parsing of a request's
+// limits on top of a profile, bounded by operator ceilings.
+// Plain functions and values; thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "engine/limits.h"
+
+namespace rlmbox::service {
+
+struct Profile {
+  std::string name;
+  engine::Limits limits;
+};
+
+// The built-in profiles: code 32 MB/10 s, tool 64 MB/5 s, agent 128 MB/30 s,
+// llm 16 MB/2 s, condition 8 MB/1 s, loop 64 MB/60 s (seed 004), rlm 512 MB/
+// the execution timeout (REPL sessions), and "default" (256 MB / the
+// execution timeout) used when a request names none.
+std::vector<Profile> BuiltinProfiles(std::chrono::milliseconds execution_timeout);
+
+// Limits for a request: the named profile (or "default"), then the request's
+// "timeout" (seconds) and "limits" {memory_mb, fuel, max_output_bytes} on top.
+// Errors: kInvalidArgument for an unknown profile, a wrong type, a value out
+// of range, or one above `ceilings`.
+Result<engine::Limits> ResolveLimits(const nlohmann::json& request,
+                                     const std::vector<Profile>& profiles,
+                                     const engine::LimitCeilings& ceilings);
+
+}  // namespace rlmbox::service

@@ -1,0 +1,114 @@
+"""serve-exec: health, readiness, /execute and its errors, over real HTTP."""
+import json
+
+
+def test_health_ready_metrics(svc):
+    assert svc.get("/health") == (200, {"status": "healthy"})
+    assert svc.get("/ready") == (200, {"status": "ready"})
+    status, text = svc.get("/metrics")
+    assert status == 200
+    for name in ("wasm_sessions_active", "wasm_execution_duration_seconds",
+                 "wasm_execution_errors_total", "wasm_executions_total"):
+        assert name in text
+
+
+def test_seed_execute_example(svc):
+    # The seeds' own curl body, unchanged (seeds/002).
+    status, r = svc.post("/execute", {
+        "code": "print(\"Hello from WASM!\")\nx = 42\ny = 58\nresult = x + y",
+        "context": {}, "timeout": 30})
+    assert status == 200
+    assert r["success"] is True
+    assert r["stdout"] == "Hello from WASM!\n"
+    assert r["stderr"] == ""
+    assert r["locals"] == {"x": 42, "y": 58, "result": 100}
+    assert r["error"] is None
+    assert r["execution_time"] > 0
+    assert r["outcome"] == "ok"
+    for extra in ("execution_id", "fuel_used", "memory_peak_bytes"):
+        assert extra in r
+
+
+def test_python_exception_is_a_completed_execution(svc):
+    status, r = svc.execute("x = 1\nraise KeyError('k')")
+    assert status == 200
+    assert r["success"] is False and r["outcome"] == "exception"
+    assert r["error"] == "KeyError: 'k'"
+    assert "Traceback" in r["stderr"]
+    assert r["locals"] == {"x": 1}
+
+
+def test_context_is_bound(svc):
+    assert svc.execute("context['n'] * 2", context={"n": 21})[1]["stdout"] == "42\n"
+    assert svc.execute("context.upper()", context="abc")[1]["stdout"] == "'ABC'\n"
+
+
+def test_limits_and_profiles(svc):
+    r = svc.execute("while True: pass", timeout=0.3)[1]
+    assert r["outcome"] == "timeout"
+    r = svc.execute("x = bytearray(200 << 20)", profile="code")[1]  # code: 32 MB
+    assert r["outcome"] == "memory_exceeded"
+    r = svc.execute("print('y' * 5000)", limits={"max_output_bytes": 100})[1]
+    assert r["outcome"] == "output_truncated" and len(r["stdout"]) <= 100
+    r = svc.execute("while True: pass", limits={"fuel": 10_000_000})[1]
+    assert r["outcome"] == "fuel_exhausted"
+
+
+def test_stateless_runs_share_nothing(svc):
+    svc.execute("leak = 'tenant-a'")
+    assert svc.execute("'leak' in globals()")[1]["stdout"] == "False\n"
+
+
+def test_bad_requests(svc):
+    assert svc.post("/execute", {"code": ""}) == (400, {"error": "Code is required",
+                                                        "code": "bad_request"})
+    assert svc.post("/execute", {"context": {}})[0] == 400
+    assert svc.request("POST", "/execute", raw="{not json")[1]["error"] == "invalid JSON body"
+    assert svc.request("POST", "/execute", raw="[1, 2]")[0] == 400
+    assert svc.post("/execute", {"code": 5})[1]["error"] == "code must be a string"
+    assert svc.post("/execute", {"code": "1", "timeout": "soon"})[0] == 400
+    assert svc.post("/execute", {"code": "1", "timeout": -1})[0] == 400
+    assert svc.post("/execute", {"code": "1", "timeout": 10**9})[0] == 400
+    assert svc.post("/execute", {"code": "1", "profile": "root"})[1]["error"] == \
+        "unknown profile 'root'"
+    assert svc.post("/execute", {"code": "1", "limits": {"memory_mb": 10**7}})[0] == 400
+    assert svc.post("/execute", {"code": "1", "limits": {"cpu": 1}})[0] == 400
+    # Invalid UTF-8 is not JSON.
+    assert svc.request("POST", "/execute", raw=b'{"code": "\xff\xfe"}')[0] == 400
+    assert svc.get("/nope")[0] == 404
+    # Still serving.
+    assert svc.execute("1 + 1")[1]["stdout"] == "2\n"
+
+
+def test_unicode_round_trips(svc):
+    status, r = svc.execute("s = 'żółw 🐢 \u4e2d'\nprint(s)")
+    assert r["stdout"] == "żółw 🐢 中\n"
+
+
+def test_huge_body_is_413(make_service):
+    s = make_service(env={"MAX_REQUEST_BYTES": "100000"})
+    status, r = s.post("/execute", {"code": "x = '" + "a" * 200_000 + "'"})
+    assert status == 413
+    assert r["code"] == "too_large"
+    assert s.execute("print('ok')")[1]["stdout"] == "ok\n"
+
+
+def test_metrics_count_outcomes(svc):
+    svc.execute("1/0")
+    _, text = svc.get("/metrics")
+    assert 'wasm_executions_total{kind="stateless",outcome="exception"}' in text
+    assert 'wasm_host_errors_total{code="bad_request"}' in text
+
+
+def test_one_json_log_line_per_execution(make_service):
+    s = make_service()
+    s.execute("print('a')\nprint('b')")
+    s.stop()
+    lines = [json.loads(l) for l in s.logs().splitlines() if l.startswith("{")]
+    execs = [l for l in lines if l["event"] == "execution"]
+    assert len(execs) == 1
+    e = execs[0]
+    assert e["stdout_lines"] == 2 and e["outcome"] == "ok" and e["success"] is True
+    for f in ("execution_id", "duration_ms", "stderr_lines"):
+        assert f in e
+    assert "code" not in e  # never the code unless LOG_LEVEL=debug
