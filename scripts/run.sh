@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
-# `make run`: the HTTP service (rlmbox serve-exec) is not built yet, so this
-# shows rlmbox working and how to use it.
+# `make run`: starts the execution plane (rlmbox serve-exec) on localhost and
+# shows how to call it. Ctrl-C stops it (graceful: in-flight work finishes).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 bin="${BUILD_DIR:-$ROOT/build}/rlmbox"
+port="${PORT:-8000}"
 cat <<BANNER
 ================================================================
  rlmbox — a WebAssembly sandbox for code written by language models
- binary: $bin
+ execution plane: http://127.0.0.1:$port   (rlmbox serve-exec)
 ================================================================
-The HTTP services (serve-exec, serve) are not built yet; the sandbox is,
-through \`rlmbox run\`. A first run in a fresh sandbox:
+Try, from another terminal:
 
-  \$ rlmbox run -c 'import sys; print("hello from", sys.platform, sys.version.split()[0])'
+  curl -s localhost:$port/health
+  curl -s -X POST localhost:$port/execute -H 'Content-Type: application/json' \\
+       -d '{"code": "print(\"Hello from WASM!\")\nx = 42 + 10\nprint(f\"Result: {x}\")", "context": {}, "timeout": 30}'
+  SID=\$(curl -s -X POST localhost:$port/session -d '{}' | sed 's/.*"session_id":"\([0-9a-f]*\)".*/\1/')
+  curl -s -X POST localhost:$port/session/\$SID/execute -d '{"code": "a = 6 * 7"}'
+  curl -s -X POST localhost:$port/session/\$SID/execute -d '{"code": "a"}'
+  curl -s localhost:$port/metrics
+
+One-off runs without the server:  $bin run -c 'print(1+1)'
+API reference: docs/api.md.  Logs (one JSON line per execution) follow.
 BANNER
-"$bin" run -c 'import sys; print("hello from", sys.platform, sys.version.split()[0])'
-cat <<USAGE
-
-Try:
-  $bin run -c 'print(1+1)'
-  $bin run script.py
-  echo 'x = 6*7; x' | $bin run
-  $bin run --json --timeout 2 -c 'while True: pass'
-
-USAGE
-"$bin" run --help
+exec "$bin" serve-exec --port "$port"
