@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup build test run bench bench-quick format clean
+.PHONY: all setup build test run bench bench-http bench-quick format clean
 
 all: build
 
@@ -26,6 +26,9 @@ bench: build
 	@cd bench/pyodide && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || echo "bench: pyodide unavailable"
 	@$(BUILD_DIR)/rlmbox_bench --native-python python3 --native-python $$(scripts/native-python.sh) \
 	  --pyodide bench/pyodide/bench.mjs
+
+bench-http: build
+	@bench/http_bench.sh
 
 bench-quick: build
 	@$(BUILD_DIR)/rlmbox_bench --quick --native-python python3

@@ -72,7 +72,11 @@ int Serve(const ServeExecOptions& o) {
                     {{"wasmtime", (*engine)->info().wasmtime_version},
                      {"module_from_cache", (*engine)->info().module_from_cache},
                      {"load_ms", (*engine)->info().load_time.count()}});
-  executor::Executor executor(**engine, executor::Executor::Options{.warm_sandboxes = o.warm});
+  // One refill thread per core: fresh sandboxes are the /execute hot path.
+  executor::Executor executor(
+      **engine,
+      executor::Executor::Options{.warm_sandboxes = o.warm,
+                                  .pool_threads = std::max(1u, std::thread::hardware_concurrency())});
   http::ExecServer server(executor, so);
 
   std::thread waiter([&server, stop_signals] {

@@ -82,6 +82,10 @@ wasmtime::Config MakeConfig(const EngineOptions& options) {
   // on every teardown, and the region it keeps (the start of memory) is the
   // cold bottom of the guest's stack. Measured in docs/benchmarks.md.
   pool.linear_memory_keep_resident(0);
+  // The function table is written lazily on first use of each entry; keeping
+  // its pages resident (reset with memset) avoids a copy-on-write fault, and
+  // its TLB shootdown, per page per instance.
+  pool.table_keep_resident(size_t{128} << 10);
   config.pooling_allocation_strategy(pool);
   return config;
 }
@@ -181,6 +185,20 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   // Limits::memory_bytes comes on top of) and proves the guest instantiates.
   ASSIGN_OR_RETURN(auto probe, self->NewSandbox());
   self->info_.baseline_memory_bytes = probe->memory_bytes();
+  // Learn which pages a first cell writes, so later sandboxes can prefault
+  // them (see prefault.cc).
+  if (options.prefault_hot_pages && probe->Prime().ok()) {
+    // One small cell as well: its writes (request, reply, a few objects) are
+    // the ones every execution repeats.
+    Limits limits;
+    limits.timeout = std::chrono::seconds(10);
+    (void)probe->Execute("x = [i for i in range(10)]\nprint(len(x))\nx", limits, nullptr);
+    auto [base, size] = probe->memory_span();
+    self->internals_->hot_ranges = WrittenRanges(base, size);
+    uint64_t bytes = 0;
+    for (const auto& r : self->internals_->hot_ranges) bytes += r.second;
+    self->info_.hot_bytes = bytes;
+  }
   self->info_.load_time =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   return self;

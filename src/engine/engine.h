@@ -37,6 +37,9 @@ struct EngineOptions {
   // After a soft stop (the cell is asked to stop at its deadline) the guest has
   // this long to return before it is stopped hard and the sandbox discarded.
   std::chrono::milliseconds hard_stop_grace{50};
+  // Prefault, in each new sandbox, the pages a first cell writes (learned at
+  // start-up), avoiding a TLB shootdown per page. See prefault.cc.
+  bool prefault_hot_pages = true;
 };
 
 struct EngineInfo {
@@ -45,6 +48,7 @@ struct EngineInfo {
   bool module_from_cache = false;
   std::chrono::milliseconds load_time{0};
   uint64_t baseline_memory_bytes = 0;  // linear memory of a fresh sandbox
+  uint64_t hot_bytes = 0;              // prefaulted per new sandbox
 };
 
 class Engine {

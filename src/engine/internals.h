@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <wasmtime.h>
 #include <wasmtime.hh>
@@ -56,7 +58,19 @@ struct EngineInternals {
   wasmtime_instance_pre_t* pre = nullptr;
   std::string lib_dir;  // host directory mounted read-only at /lib
   std::unique_ptr<Watchdog> watchdog;
+  // Linear-memory ranges (offset, length) a first cell writes to; see
+  // Engine::Create and PrefaultHotPages.
+  std::vector<std::pair<uint64_t, uint64_t>> hot_ranges;
 };
+
+// The ranges of [base, base+size) this process has written to (private,
+// anonymous pages), read from /proc/self/pagemap. Empty if unavailable.
+std::vector<std::pair<uint64_t, uint64_t>> WrittenRanges(const uint8_t* base, uint64_t size);
+
+// Write-faults `ranges` of a fresh instance's memory in one go
+// (MADV_POPULATE_WRITE), before anything reads them.
+void PrefaultHotPages(uint8_t* base, uint64_t size,
+                      const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
 
 // Registers rlmbox.host_call and the WASI clock/poll overrides on `linker`
 // (after define_wasi, with shadowing allowed).

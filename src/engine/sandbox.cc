@@ -94,6 +94,12 @@ uint64_t Sandbox::memory_bytes() {
   return state_->memory->data(wasm_->store.context()).size();
 }
 
+std::pair<uint8_t*, uint64_t> Sandbox::memory_span() {
+  if (!state_->memory) return {nullptr, 0};
+  auto span = state_->memory->data(wasm_->store.context());
+  return {span.data(), span.size()};
+}
+
 Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
   std::unique_ptr<Sandbox> sb(new Sandbox(*this));
   SandboxState* st = sb->state_.get();
@@ -174,6 +180,10 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
   sb->wasm_->alloc = std::get<wasmtime::Func>(*alloc);
   sb->wasm_->usable = true;
   sb->wasm_->memory_cap_base = sb->memory_bytes();
+  if (!internals_->hot_ranges.empty()) {
+    auto [base, size] = sb->memory_span();
+    PrefaultHotPages(base, size, internals_->hot_ranges);
+  }
   return sb;
 }
 

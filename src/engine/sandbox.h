@@ -66,6 +66,9 @@ class Sandbox {
   bool usable() const;
   // Current linear memory size in bytes.
   uint64_t memory_bytes();
+  // The host address and size of the linear memory (for the engine's own
+  // page management; never handed to anything else).
+  std::pair<uint8_t*, uint64_t> memory_span();
 
  private:
   friend class Engine;

@@ -3,7 +3,7 @@
 namespace rlmbox::executor {
 
 Executor::Executor(engine::Engine& engine, Options options)
-    : engine_(engine), pool_(engine, options.warm_sandboxes) {}
+    : engine_(engine), pool_(engine, options.warm_sandboxes, options.pool_threads) {}
 
 Executor::~Executor() = default;
 

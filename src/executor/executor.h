@@ -36,6 +36,7 @@ class Executor {
  public:
   struct Options {
     size_t warm_sandboxes = 2;
+    size_t pool_threads = 1;  // background threads instantiating and priming
   };
 
   Executor(engine::Engine& engine, Options options);

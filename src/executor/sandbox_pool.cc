@@ -2,8 +2,12 @@
 
 namespace rlmbox::executor {
 
-SandboxPool::SandboxPool(engine::Engine& engine, size_t target)
-    : engine_(engine), target_(target), thread_([this] { Run(); }) {}
+SandboxPool::SandboxPool(engine::Engine& engine, size_t target, size_t threads)
+    : engine_(engine), target_(target) {
+  for (size_t i = 0; i < std::max<size_t>(1, threads); ++i) {
+    threads_.emplace_back([this] { Run(); });
+  }
+}
 
 SandboxPool::~SandboxPool() {
   {
@@ -11,7 +15,9 @@ SandboxPool::~SandboxPool() {
     stopping_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
+  ready_.clear();
+  retired_.clear();
 }
 
 Result<std::unique_ptr<engine::Sandbox>> SandboxPool::Acquire() {
@@ -56,7 +62,9 @@ size_t SandboxPool::ready() const {
 void SandboxPool::Run() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !retired_.empty() || ready_.size() < target_; });
+    cv_.wait(lock, [this] {
+      return stopping_ || !retired_.empty() || ready_.size() + creating_ < target_;
+    });
     if (stopping_) break;
     if (!retired_.empty()) {
       auto doomed = std::move(retired_);
@@ -66,6 +74,7 @@ void SandboxPool::Run() {
       lock.lock();
       continue;
     }
+    ++creating_;
     lock.unlock();
     auto started = std::chrono::steady_clock::now();
     auto sb = engine_.NewSandbox();
@@ -73,6 +82,7 @@ void SandboxPool::Run() {
     const double took =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     lock.lock();
+    --creating_;
     if (sb.ok()) {
       ++stats_.created;
       stats_.start_seconds += took;
@@ -86,8 +96,6 @@ void SandboxPool::Run() {
     }
     ready_.push_back(std::move(sb).value());
   }
-  ready_.clear();
-  retired_.clear();
 }
 
 }  // namespace rlmbox::executor

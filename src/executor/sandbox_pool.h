@@ -1,7 +1,7 @@
 // SandboxPool: fresh sandboxes ready before they are asked for.
 //
-// A background thread keeps `target` instantiated and primed (Sandbox::Prime)
-// sandboxes on hand and destroys retired ones, so neither instantiation nor
+// Background threads keep `target` instantiated and primed (Sandbox::Prime)
+// sandboxes on hand and destroy retired ones, so neither instantiation nor
 // teardown (resetting a memory slot) sits on a request's path. Acquire() falls back to
 // instantiating inline when the pool is empty.
 // Thread-safe.
@@ -22,7 +22,8 @@ namespace rlmbox::executor {
 
 class SandboxPool {
  public:
-  SandboxPool(engine::Engine& engine, size_t target);
+  // `threads` background threads refill and tear down in parallel.
+  SandboxPool(engine::Engine& engine, size_t target, size_t threads = 1);
   ~SandboxPool();
   SandboxPool(const SandboxPool&) = delete;
   SandboxPool& operator=(const SandboxPool&) = delete;
@@ -50,8 +51,9 @@ class SandboxPool {
   std::deque<std::unique_ptr<engine::Sandbox>> ready_;    // guarded by mu_
   std::vector<std::unique_ptr<engine::Sandbox>> retired_;  // guarded by mu_
   bool stopping_ = false;                                  // guarded by mu_
+  size_t creating_ = 0;                                    // guarded by mu_
   Stats stats_;                                            // guarded by mu_
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace rlmbox::executor

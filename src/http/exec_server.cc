@@ -323,6 +323,7 @@ ExecServer::ExecServer(executor::Executor& executor, ExecServerOptions options)
   const size_t threads = s.options.http_threads;
   s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.server.set_payload_max_length(s.options.max_body_bytes);
+  s.server.set_tcp_nodelay(true);  // no 40 ms Nagle/delayed-ACK stall per response
   s.server.set_keep_alive_max_count(10'000);
   s.server.set_keep_alive_timeout(30);
   s.server.set_read_timeout(30, 0);
