@@ -21,6 +21,7 @@ struct ServeExecOptions {
   bool sidecar = false;
   size_t warm = 4;
   size_t workers = 0;
+  size_t max_queue = 64;
   std::string guest_dir;
 };
 
@@ -49,6 +50,7 @@ int Serve(const ServeExecOptions& o) {
       std::chrono::milliseconds(static_cast<int64_t>(EnvNumber("EXECUTION_TIMEOUT", 30) * 1000));
   so.max_body_bytes = static_cast<size_t>(EnvNumber("MAX_REQUEST_BYTES", 64.0 * (1 << 20)));
   so.workers = o.workers;
+  so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
 
   // Block the stop signals in every thread; one thread waits for them.
@@ -111,6 +113,8 @@ void AddServeExecCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--sidecar", o->sidecar, "Sidecar defaults: port 8080 on localhost");
   cmd->add_option("--warm", o->warm, "Primed sandboxes kept ready")->capture_default_str();
   cmd->add_option("--workers", o->workers, "Executions at once (default: one per core)");
+  cmd->add_option("--max-queue", o->max_queue, "Executions waiting for a worker before 429")
+      ->capture_default_str();
   cmd->add_option("--guest-dir", o->guest_dir, "Directory holding guest.wasm and lib/");
   cmd->footer(
       "Environment: MAX_SESSIONS (100), SESSION_TTL seconds (3600), EXECUTION_TIMEOUT seconds\n"

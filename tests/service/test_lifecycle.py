@@ -83,3 +83,21 @@ def test_slow_and_vanishing_clients_do_not_block_others(svc):
     assert svc.execute("print('served')")[1]["stdout"] == "served\n"
     assert time.time() - t0 < 5
     stalled.close()
+
+
+def test_full_queue_is_429_and_recovers(make_service):
+    s = make_service(args=("--workers", "1", "--max-queue", "1"))
+    results = []
+
+    def slow():
+        results.append(s.execute("import time\ntime.sleep(0.8)")[0])
+
+    threads = [threading.Thread(target=slow) for _ in range(4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [200, 200, 429, 429]
+    status, r = s.execute("print('after')")
+    assert status == 200 and r["stdout"] == "after\n"
