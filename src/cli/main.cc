@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/complete_command.h"
 #include "cli/run_command.h"
 #include "cli/serve_exec_command.h"
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   rlmbox::cli::AddRunCommand(app, &exit_code);
   rlmbox::cli::AddServeExecCommand(app, &exit_code);
+  rlmbox::cli::AddCompleteCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,98 @@
+// Rlm: the Recursive Language Model loop (design §1, §5.2).
+//
+// The model is asked, turn after turn, for ```repl code that runs in a REPL
+// holding `context`; llm_query & co from that code come back here (a
+// HostCallHandler) and are answered with the LlmClient — batched prompts in
+// parallel, rlm_query as a child Rlm with its own REPL below the depth limit.
+// The loop ends on an answer (answer dict, FINAL, FINAL_VAR), or after
+// max_iterations with one last request for an answer.
+//
+// The loop sees execution only through CodeRunner and the model only through
+// LlmClient. Thread-safe: Complete() may run concurrently on one Rlm.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "engine/execution_result.h"
+#include "engine/host_door.h"
+#include "engine/limits.h"
+#include "engine/sandbox.h"
+#include "rlm/llm_client.h"
+
+namespace rlmbox::rlm {
+
+// One REPL the loop drives (in-process sandbox session, or a remote session).
+class CodeRunner {
+ public:
+  virtual ~CodeRunner() = default;
+  virtual Status SetContext(const engine::ContextValue& context) = 0;
+  // Runs one cell; `handler` answers the cell's host calls.
+  virtual Result<engine::ExecutionResult> Run(const std::string& code,
+                                              engine::HostCallHandler* handler) = 0;
+  // str(variable), for FINAL_VAR. Errors: kNotFound.
+  virtual Result<std::string> VariableText(const std::string& name) = 0;
+};
+
+class CodeRunnerFactory {
+ public:
+  virtual ~CodeRunnerFactory() = default;
+  virtual Result<std::unique_ptr<CodeRunner>> NewRunner() = 0;
+  // Names the backend in trajectories ("in_process", "sidecar", "remote").
+  virtual std::string name() const = 0;
+};
+
+struct RlmOptions {
+  std::string root_model = "gpt-5";
+  std::string recursive_model;       // empty: the root model
+  int max_iterations = 20;
+  int max_depth = 1;                 // rlm_query below this depth starts a child RLM
+  std::chrono::milliseconds timeout{600'000};  // the whole request
+  engine::Limits cell_limits;        // per code block
+  size_t max_output_chars = 20'000;  // per block, fed back to the model
+  size_t batch_parallelism = 8;      // concurrent sub-calls of one batched call
+};
+
+struct RlmResult {
+  bool success = false;
+  std::string answer;
+  std::string error;                 // when !success: what stopped it
+  int iterations = 0;
+  std::map<std::string, Usage> usage;  // per model, sub-calls included
+  double execution_time_s = 0;
+  // Official rlm logger format: a metadata line, then one line per iteration.
+  std::vector<nlohmann::json> trajectory;
+  nlohmann::json UsageJson() const;
+};
+
+class Rlm {
+ public:
+  Rlm(LlmClient& llm, CodeRunnerFactory& runners, RlmOptions options);
+
+  // Runs the loop for `query` over `context`. Never fails as a whole: errors
+  // are in the result, with the partial trajectory.
+  RlmResult Complete(const std::string& query, const engine::ContextValue& context,
+                     const std::string& model = "");
+
+  const RlmOptions& options() const { return options_; }
+
+ private:
+  friend class LoopHostCalls;
+  RlmResult Run(const std::string& query, const engine::ContextValue& context,
+                const std::string& model, int depth,
+                std::chrono::steady_clock::time_point deadline);
+
+  LlmClient& llm_;
+  CodeRunnerFactory& runners_;
+  const RlmOptions options_;
+};
+
+// A human description of a context for the prompt: "a str of 1,234 characters".
+std::string DescribeContext(const engine::ContextValue& context);
+
+}  // namespace rlmbox::rlm
