@@ -5,11 +5,8 @@
 #include <iostream>
 #include <iterator>
 
-#include "cli/runtime_paths.h"
-#include "engine/engine.h"
-#include "executor/executor.h"
+#include "cli/inference_config.h"
 #include "http/openai_client.h"
-#include "rlm/in_process_runner.h"
 #include "rlm/rlm.h"
 
 namespace rlmbox::cli {
@@ -28,22 +25,6 @@ struct CompleteOptions {
   double timeout_s = 600;
   std::string guest_dir;
 };
-
-std::string Env(const char* name, const std::string& fallback = "") {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
-int EnvInt(const char* name, int fallback) {
-  std::string v = Env(name);
-  if (v.empty()) return fallback;
-  try {
-    return std::stoi(v);
-  } catch (...) {
-    std::cerr << "rlmbox: ignoring " << name << "=" << v << " (not a number)\n";
-    return fallback;
-  }
-}
 
 int Fail(bool json, const std::string& message, int code) {
   if (json) {
@@ -66,30 +47,16 @@ int Complete(const CompleteOptions& o) {
   }
   if (o.context_json) context.kind = engine::ContextValue::Kind::kJson;
 
-  http::OpenAiClientOptions lo;
-  lo.base_url = Env("LLM_BASE_URL", "https://api.openai.com/v1");
-  lo.api_key = Env("LLM_API_KEY");
-  auto llm = http::NewOpenAiClient(lo);
+  auto llm = http::NewOpenAiClient(LlmOptionsFromEnv());
   if (!llm.ok()) return Fail(o.json, llm.status().message(), 2);
-
-  rlm::RlmOptions ro;
-  ro.root_model = !o.model.empty() ? o.model : Env("LLM_MODEL", "gpt-5");
-  ro.recursive_model = Env("LLM_RECURSIVE_MODEL");
-  ro.max_depth = o.max_depth >= 0 ? o.max_depth : EnvInt("MAX_DEPTH", 3);
-  ro.max_iterations = o.max_iterations > 0 ? o.max_iterations : EnvInt("MAX_ITERATIONS", 20);
+  rlm::RlmOptions ro = RlmOptionsFromEnv();
+  if (!o.model.empty()) ro.root_model = o.model;
+  if (o.max_depth >= 0) ro.max_depth = o.max_depth;
+  if (o.max_iterations > 0) ro.max_iterations = o.max_iterations;
   ro.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
-  ro.cell_limits.timeout = std::chrono::seconds(EnvInt("EXECUTION_TIMEOUT", 30));
-  ro.cell_limits.memory_bytes = 1024ull << 20;  // contexts can be large
-
-  engine::EngineOptions eo;
-  eo.guest_dir = o.guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(o.guest_dir);
-  eo.module_cache_dir = DefaultModuleCacheDir();
-  eo.max_sandboxes = 64;
-  auto engine = engine::Engine::Create(eo);
-  if (!engine.ok()) return Fail(o.json, engine.status().ToString(), 70);
-  executor::Executor executor(**engine, executor::Executor::Options{.warm_sandboxes = 1});
-  rlm::InProcessRunnerFactory runners(executor, ro.cell_limits);
-  rlm::Rlm loop(**llm, runners, ro);
+  auto backend = MakeBackend(ro, o.guest_dir);
+  if (!backend.ok()) return Fail(o.json, backend.status().ToString(), 70);
+  rlm::Rlm loop(**llm, *(*backend)->runners, ro);
 
   rlm::RlmResult r = loop.Complete(o.query, context);
   if (!o.trajectory.empty()) {
@@ -136,7 +103,8 @@ void AddCompleteCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--guest-dir", o->guest_dir, "Directory holding guest.wasm and lib/");
   cmd->footer(
       "Environment: LLM_API_KEY, LLM_BASE_URL (https://api.openai.com/v1), LLM_MODEL,\n"
-      "LLM_RECURSIVE_MODEL, MAX_DEPTH, MAX_ITERATIONS, EXECUTION_TIMEOUT (per code block, s).");
+      "LLM_RECURSIVE_MODEL, MAX_DEPTH, MAX_ITERATIONS, EXECUTION_TIMEOUT (per code block, s);\n"
+      "the REPL backend: WASM_MANAGER_SERVICE_URL (sidecar), WASM_SERVICE_URL (remote), else in-process.");
   cmd->callback([o, exit_code] { *exit_code = Complete(*o); });
 }
 

@@ -5,6 +5,7 @@
 
 #include "cli/complete_command.h"
 #include "cli/run_command.h"
+#include "cli/serve_command.h"
 #include "cli/serve_exec_command.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   rlmbox::cli::AddRunCommand(app, &exit_code);
   rlmbox::cli::AddServeExecCommand(app, &exit_code);
   rlmbox::cli::AddCompleteCommand(app, &exit_code);
+  rlmbox::cli::AddServeCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -62,6 +62,22 @@ void Metrics::ObserveHttp(const std::string& method, int status) {
   ++http_[method + "|" + std::to_string(status)];
 }
 
+void Metrics::ObserveInference(const std::string& route, const rlm::RlmResult& r) {
+  inference_duration_.Observe(r.execution_time_s);
+  uint64_t blocks = 0;
+  for (const auto& line : r.trajectory) {
+    if (line.contains("code_blocks") && line["code_blocks"].is_array()) blocks += line["code_blocks"].size();
+  }
+  code_blocks_ += blocks;
+  std::lock_guard lock(mu_);
+  ++inference_[route + "|" + (r.success ? "true" : "false")];
+  for (const auto& [model, u] : r.usage) {
+    tokens_[model + "|input"] += u.input_tokens;
+    tokens_[model + "|output"] += u.output_tokens;
+    tokens_[model + "|calls"] += u.calls;
+  }
+}
+
 void Metrics::SetGauge(const std::string& name, const std::string& help,
                        std::function<double()> read) {
   std::lock_guard lock(mu_);
@@ -92,6 +108,25 @@ std::string Metrics::Render() const {
   }
   duration_.Render(out, "wasm_execution_duration_seconds",
                    "Wall time of executions inside the sandbox.");
+  if (!inference_.empty()) {
+    Header(out, "rlm_inference_requests_total", "RLM requests finished, by route and success.",
+           "counter");
+    for (const auto& [key, n] : inference_) {
+      auto bar = key.find('|');
+      out += "rlm_inference_requests_total{route=\"" + key.substr(0, bar) + "\",success=\"" +
+             key.substr(bar + 1) + "\"} " + std::to_string(n) + "\n";
+    }
+    inference_duration_.Render(out, "rlm_inference_duration_seconds", "Wall time of RLM requests.");
+    Header(out, "rlm_code_generated_total", "Code blocks the models wrote and the REPL ran.",
+           "counter");
+    out += "rlm_code_generated_total " + std::to_string(code_blocks_.load()) + "\n";
+    Header(out, "rlm_llm_usage_total", "LLM calls and tokens, by model.", "counter");
+    for (const auto& [key, n] : tokens_) {
+      auto bar = key.find('|');
+      out += "rlm_llm_usage_total{model=\"" + key.substr(0, bar) + "\",kind=\"" + key.substr(bar + 1) +
+             "\"} " + std::to_string(n) + "\n";
+    }
+  }
   for (const auto& [name, g] : gauges_) {
     Header(out, name, g.first, "gauge");
     out += name + " " + Num(g.second()) + "\n";

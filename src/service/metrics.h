@@ -11,6 +11,7 @@
 #include <string>
 
 #include "engine/execution_result.h"
+#include "rlm/rlm.h"
 
 namespace rlmbox::service {
 
@@ -37,6 +38,8 @@ class Metrics {
   // One host error answered to a caller (bad_request, overloaded, ...).
   void ObserveHostError(const std::string& code);
   void ObserveHttp(const std::string& method, int status);
+  // One finished RLM request (the inference plane).
+  void ObserveInference(const std::string& route, const rlm::RlmResult& r);
 
   // Gauges read at render time.
   void SetGauge(const std::string& name, const std::string& help, std::function<double()> read);
@@ -51,6 +54,10 @@ class Metrics {
   std::map<std::string, std::pair<std::string, std::function<double()>>> gauges_;  // guarded
   Histogram duration_;
   std::atomic<uint64_t> errors_{0};
+  std::map<std::string, uint64_t> inference_;  // "route|ok" -> count; guarded by mu_
+  Histogram inference_duration_;
+  std::atomic<uint64_t> code_blocks_{0};
+  std::map<std::string, uint64_t> tokens_;  // "model|direction" -> count; guarded by mu_
 };
 
 }  // namespace rlmbox::service

@@ -1,0 +1,83 @@
+#include "cli/serve_command.h"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "cli/inference_config.h"
+#include "http/inference_server.h"
+#include "service/log.h"
+
+namespace rlmbox::cli {
+namespace {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string guest_dir;
+};
+
+int Serve(const ServeOptions& o) {
+  if (const char* lvl = std::getenv("LOG_LEVEL")) service::SetLogLevel(service::ParseLogLevel(lvl));
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto llm = http::NewOpenAiClient(LlmOptionsFromEnv());
+  if (!llm.ok()) {
+    service::LogEvent(service::LogLevel::kError, "config_error", {{"error", llm.status().message()}});
+    return 2;
+  }
+  http::InferenceServerOptions so;
+  so.host = o.host;
+  so.port = o.port;
+  so.rlm = RlmOptionsFromEnv();
+  if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
+  if (const char* d = std::getenv("RLM_TRAJECTORY_DIR")) so.trajectory_dir = d;
+  auto backend = MakeBackend(so.rlm, o.guest_dir);
+  if (!backend.ok()) {
+    service::LogEvent(service::LogLevel::kError, "backend_failed", {{"error", backend.status().ToString()}});
+    return 70;
+  }
+  so.backend_ready = (*backend)->ready;
+  so.backend_name = (*backend)->name;
+  http::InferenceServer server(**llm, *(*backend)->runners, so);
+  std::thread waiter([&server, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    service::LogEvent(service::LogLevel::kInfo, "shutting_down", {{"signal", sig}});
+    server.Stop();
+  });
+  Status s = server.Run();
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  if (!s.ok()) {
+    service::LogEvent(service::LogLevel::kError, "listen_failed", {{"error", s.ToString()}});
+    return 70;
+  }
+  service::LogEvent(service::LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve the inference plane over HTTP (/completion, /infer, /v1/chat/completions)");
+  cmd->add_option("--host", o->host, "Address to bind (0.0.0.0 in containers)")->capture_default_str();
+  cmd->add_option("--port", o->port, "Port")->capture_default_str();
+  cmd->add_option("--guest-dir", o->guest_dir, "Guest directory (in-process backend)");
+  cmd->footer(
+      "Environment: LLM_API_KEY, LLM_BASE_URL, LLM_MODEL, LLM_RECURSIVE_MODEL, MAX_DEPTH (3),\n"
+      "MAX_ITERATIONS (20), EXECUTION_TIMEOUT (30 s per code block), REQUEST_TIMEOUT (600 s),\n"
+      "LLM_BATCH_PARALLELISM (8), RLM_TRAJECTORY_DIR, RLMBOX_TOKEN, LOG_LEVEL; REPL backend:\n"
+      "WASM_MANAGER_SERVICE_URL (sidecar) or WASM_SERVICE_URL (remote; WASM_SERVICE_TOKEN),\n"
+      "else an in-process sandbox.");
+  cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
+}
+
+}  // namespace rlmbox::cli

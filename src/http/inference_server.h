@@ -1,0 +1,41 @@
+// InferenceServer: `rlmbox serve`, the inference plane's HTTP API (design
+// §5.2): POST /completion, POST /infer, POST /v1/chat/completions (OpenAI
+// facade), /health, /ready, /metrics. Each request runs one RLM on the
+// configured REPL backend. Run() blocks until Stop(); thread-safe Stop().
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "rlm/llm_client.h"
+#include "rlm/rlm.h"
+
+namespace rlmbox::http {
+
+struct InferenceServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string token;              // RLMBOX_TOKEN: bearer token for every route but /health
+  size_t max_body_bytes = 256ull << 20;
+  std::string trajectory_dir;     // RLM_TRAJECTORY_DIR: one JSONL per request when set
+  rlm::RlmOptions rlm;            // defaults; a request may pick model and max_depth
+  std::function<bool()> backend_ready;  // /ready
+  std::string backend_name;
+};
+
+class InferenceServer {
+ public:
+  InferenceServer(rlm::LlmClient& llm, rlm::CodeRunnerFactory& runners,
+                  InferenceServerOptions options);
+  ~InferenceServer();
+  Status Run();
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rlmbox::http

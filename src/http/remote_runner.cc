@@ -1,0 +1,198 @@
+#include "http/remote_runner.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+namespace rlmbox::http {
+namespace {
+
+using nlohmann::json;
+
+std::unique_ptr<httplib::Client> NewClient(const RemoteRunnerOptions& o) {
+  auto cli = std::make_unique<httplib::Client>(o.base_url);
+  cli->set_tcp_nodelay(true);
+  cli->set_connection_timeout(5, 0);
+  cli->set_read_timeout(900, 0);
+  cli->set_keep_alive(true);
+  if (!o.token.empty()) cli->set_bearer_token_auth(o.token.c_str());
+  return cli;
+}
+
+// The execution plane's error message from a non-200 reply.
+Status ErrorFrom(const httplib::Result& r, const std::string& what) {
+  if (!r) return Unavailable("the execution plane is unreachable (" + what + ": " + to_string(r.error()) + ")");
+  json j = json::parse(r->body, nullptr, false);
+  std::string msg = j.is_object() && j.contains("error") && j["error"].is_string()
+                        ? j["error"].get<std::string>()
+                        : "HTTP " + std::to_string(r->status);
+  if (r->status == 404) return NotFound(msg);
+  if (r->status == 400 || r->status == 413) return InvalidArgument(msg);
+  return Unavailable("the execution plane refused " + what + ": " + msg);
+}
+
+engine::ExecutionResult ResultFromJson(const json& j) {
+  engine::ExecutionResult r;
+  r.success = j.value("success", false);
+  r.stdout_text = j.value("stdout", "");
+  r.stderr_text = j.value("stderr", "");
+  if (j.contains("locals") && j["locals"].is_object()) r.locals = j["locals"];
+  if (j.contains("error") && j["error"].is_string()) r.error = j["error"].get<std::string>();
+  r.execution_time_s = j.value("execution_time", 0.0);
+  r.outcome = engine::OutcomeFromName(j.value("outcome", "crashed")).value_or(engine::Outcome::kCrashed);
+  r.execution_id = j.value("execution_id", "");
+  r.fuel_used = j.value("fuel_used", uint64_t{0});
+  r.memory_peak_bytes = j.value("memory_peak_bytes", uint64_t{0});
+  r.host_calls = j.value("host_calls", 0u);
+  if (j.contains("final_answer") && j["final_answer"].is_string()) r.final_answer = j["final_answer"].get<std::string>();
+  r.sandbox_reset = j.value("sandbox_reset", false);
+  return r;
+}
+
+std::optional<engine::HostCallKind> KindFromName(const std::string& s) {
+  if (s == "llm_query") return engine::HostCallKind::kLlmQuery;
+  if (s == "llm_query_batched") return engine::HostCallKind::kLlmQueryBatched;
+  if (s == "rlm_query") return engine::HostCallKind::kRlmQuery;
+  if (s == "rlm_query_batched") return engine::HostCallKind::kRlmQueryBatched;
+  return std::nullopt;
+}
+
+class RemoteRunner : public rlm::CodeRunner {
+ public:
+  RemoteRunner(RemoteRunnerOptions o, std::string session_id)
+      : options_(std::move(o)), session_(std::move(session_id)), cli_(NewClient(options_)) {}
+
+  ~RemoteRunner() override { (void)cli_->Delete(("/session/" + session_).c_str()); }
+
+  Status SetContext(const engine::ContextValue& context) override {
+    const std::string path = "/session/" + session_ + "/context";
+    if (context.kind == engine::ContextValue::Kind::kText) {
+      auto r = cli_->Put(path.c_str(), context.data, "text/plain");
+      if (!r || r->status != 200) return ErrorFrom(r, "the context");
+      return Status::Ok();
+    }
+    json body = {{"context", json::parse(context.data, nullptr, false)}};
+    if (body["context"].is_discarded()) return InvalidArgument("context is not valid JSON");
+    auto r = cli_->Put(path.c_str(), body.dump(), "application/json");
+    if (!r || r->status != 200) return ErrorFrom(r, "the context");
+    return Status::Ok();
+  }
+
+  Result<engine::ExecutionResult> Run(const std::string& code,
+                                      engine::HostCallHandler* handler) override {
+    const auto deadline_guess = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/session/" + session_ + "/execute";
+    req.set_header("Accept", "application/x-ndjson");
+    req.set_header("Content-Type", "application/json");
+    req.body = json{{"code", code}, {"timeout", options_.cell_timeout_s}}.dump(
+        -1, ' ', false, json::error_handler_t::replace);
+    std::string buffer;
+    std::optional<json> result;
+    Status failure;
+    auto client = NewClient(options_);  // the stream holds this connection
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      buffer.append(data, n);
+      size_t nl;
+      while ((nl = buffer.find('\n')) != std::string::npos) {
+        json ev = json::parse(buffer.substr(0, nl), nullptr, false);
+        buffer.erase(0, nl + 1);
+        if (!ev.is_object()) continue;
+        const std::string type = ev.value("event", "");
+        if (type == "result") {
+          result = std::move(ev);
+        } else if (type == "host_call") {
+          Answer(ev, handler, deadline_guess);
+        }
+      }
+      return true;
+    };
+    auto r = client->send(req);
+    if (!r) return Unavailable("the execution plane is unreachable (" + to_string(r.error()) + ")");
+    if (r->status != 200) return ErrorFrom(r, "the execution");
+    if (!result) return Unavailable("the execution plane closed the stream without a result");
+    if (result->contains("code") && !result->contains("success")) {
+      return Unavailable("the execution plane failed: " + result->value("error", std::string("unknown")));
+    }
+    return ResultFromJson(*result);
+  }
+
+  Result<std::string> VariableText(const std::string& name) override {
+    auto r = cli_->Get(("/session/" + session_ + "/vars/" + name).c_str());
+    if (!r || r->status != 200) return ErrorFrom(r, "the variable");
+    json j = json::parse(r->body, nullptr, false);
+    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
+      return Internal("a malformed variable reply");
+    }
+    return j["text"].get<std::string>();
+  }
+
+ private:
+  // Answers one host_call event on a separate connection (the stream's is busy).
+  void Answer(const json& ev, engine::HostCallHandler* handler,
+              std::chrono::steady_clock::time_point deadline) {
+    const std::string call_id = ev.value("call_id", "");
+    auto kind = KindFromName(ev.value("kind", ""));
+    json answer;
+    if (handler == nullptr || !kind || !ev.contains("args") || !ev["args"].is_object()) {
+      answer = {{"error", "this caller cannot answer that host call"}};
+    } else {
+      engine::HostCallReply reply = handler->Handle({*kind, ev["args"], deadline});
+      if (auto* err = std::get_if<engine::HostCallError>(&reply)) {
+        answer = {{"error", err->message}};
+      } else {
+        answer = {{"result", std::get<json>(reply)}};
+      }
+    }
+    auto r = cli_->Post(("/session/" + session_ + "/calls/" + call_id).c_str(),
+                        answer.dump(-1, ' ', false, json::error_handler_t::replace),
+                        "application/json");
+    (void)r;  // a refused answer (e.g. after the deadline) ends the cell on its own
+  }
+
+  const RemoteRunnerOptions options_;
+  const std::string session_;
+  std::unique_ptr<httplib::Client> cli_;
+};
+
+class RemoteRunnerFactory : public rlm::CodeRunnerFactory {
+ public:
+  explicit RemoteRunnerFactory(RemoteRunnerOptions o) : options_(std::move(o)) {}
+
+  Result<std::unique_ptr<rlm::CodeRunner>> NewRunner() override {
+    auto cli = NewClient(options_);
+    auto r = cli->Post("/session", R"({"profile": "rlm"})", "application/json");
+    if (!r || r->status != 200) return ErrorFrom(r, "a new session");
+    json j = json::parse(r->body, nullptr, false);
+    if (!j.is_object() || !j.contains("session_id") || !j["session_id"].is_string()) {
+      return Internal("a malformed session reply");
+    }
+    return std::unique_ptr<rlm::CodeRunner>(
+        new RemoteRunner(options_, j["session_id"].get<std::string>()));
+  }
+  std::string name() const override { return options_.backend_name; }
+
+ private:
+  const RemoteRunnerOptions options_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<rlm::CodeRunnerFactory>> NewRemoteRunnerFactory(RemoteRunnerOptions options) {
+  if (options.base_url.rfind("http://", 0) != 0 && options.base_url.rfind("https://", 0) != 0) {
+    return InvalidArgument("the execution plane URL must start with http:// (got '" +
+                           options.base_url + "')");
+  }
+  while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
+  return std::unique_ptr<rlm::CodeRunnerFactory>(new RemoteRunnerFactory(std::move(options)));
+}
+
+bool RemoteReady(const RemoteRunnerOptions& options) {
+  auto cli = NewClient(options);
+  cli->set_read_timeout(2, 0);
+  auto r = cli->Get("/ready");
+  return r && r->status == 200;
+}
+
+}  // namespace rlmbox::http

@@ -1,0 +1,28 @@
+// RemoteRunnerFactory: the sidecar and remote REPL backends. Each runner is a
+// session on an rlmbox execution plane (serve-exec) reached over HTTP; its
+// cells are streamed as NDJSON and the host calls they make (llm_query & co)
+// are answered here, on the inference plane, so the LLM key never leaves it
+// (design §5.3). Thread-safe factory; a runner is driven by one loop at a time.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "rlm/rlm.h"
+
+namespace rlmbox::http {
+
+struct RemoteRunnerOptions {
+  std::string base_url;     // http://host:port of serve-exec
+  std::string token;        // its RLMBOX_TOKEN, if it requires one
+  std::string backend_name;  // "sidecar" or "remote", for trajectories
+  double cell_timeout_s = 30;  // wall timeout per cell, sent with each execute
+};
+
+// Errors: kInvalidArgument for a URL that is not http://host:port.
+Result<std::unique_ptr<rlm::CodeRunnerFactory>> NewRemoteRunnerFactory(RemoteRunnerOptions options);
+
+// GET {base_url}/ready answers 200. For /ready of the inference plane.
+bool RemoteReady(const RemoteRunnerOptions& options);
+
+}  // namespace rlmbox::http
