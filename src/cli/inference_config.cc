@@ -46,6 +46,7 @@ rlm::RlmOptions RlmOptionsFromEnv() {
   o.cell_limits.memory_bytes = 1024ull << 20;  // contexts can be large
   o.batch_parallelism = static_cast<size_t>(std::max(1, EnvInt("LLM_BATCH_PARALLELISM", 8)));
   o.timeout = std::chrono::seconds(std::max(1, EnvInt("REQUEST_TIMEOUT", 600)));
+  o.token_budget = static_cast<uint64_t>(EnvInt("TOKEN_BUDGET", 0));
   return o;
 }
 
@@ -59,7 +60,6 @@ Result<std::unique_ptr<Backend>> MakeBackend(const rlm::RlmOptions& options,
     ro.base_url = !sidecar.empty() ? sidecar : remote;
     ro.backend_name = !sidecar.empty() ? "sidecar" : "remote";
     ro.token = Env("WASM_SERVICE_TOKEN");
-    ro.cell_timeout_s = static_cast<double>(options.cell_limits.timeout.count()) / 1000.0;
     ASSIGN_OR_RETURN(b->runners, http::NewRemoteRunnerFactory(ro));
     b->name = ro.backend_name;
     b->ready = [ro] { return http::RemoteReady(ro); };

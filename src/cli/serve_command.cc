@@ -37,6 +37,11 @@ int Serve(const ServeOptions& o) {
   so.rlm = RlmOptionsFromEnv();
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
   if (const char* d = std::getenv("RLM_TRAJECTORY_DIR")) so.trajectory_dir = d;
+  if (const char* m = std::getenv("MAX_REQUEST_BYTES")) {
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(m, &end, 10);
+    if (end != m && *end == '\0' && n > 0) so.max_body_bytes = n;
+  }
   auto backend = MakeBackend(so.rlm, o.guest_dir);
   if (!backend.ok()) {
     service::LogEvent(service::LogLevel::kError, "backend_failed", {{"error", backend.status().ToString()}});
@@ -74,7 +79,8 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->footer(
       "Environment: LLM_API_KEY, LLM_BASE_URL, LLM_MODEL, LLM_RECURSIVE_MODEL, MAX_DEPTH (3),\n"
       "MAX_ITERATIONS (20), EXECUTION_TIMEOUT (30 s per code block), REQUEST_TIMEOUT (600 s),\n"
-      "LLM_BATCH_PARALLELISM (8), RLM_TRAJECTORY_DIR, RLMBOX_TOKEN, LOG_LEVEL; REPL backend:\n"
+      "LLM_BATCH_PARALLELISM (8), TOKEN_BUDGET (0 = none), MAX_REQUEST_BYTES (256 MiB),\n"
+      "RLM_TRAJECTORY_DIR, RLMBOX_TOKEN, LOG_LEVEL; REPL backend:\n"
       "WASM_MANAGER_SERVICE_URL (sidecar) or WASM_SERVICE_URL (remote; WASM_SERVICE_TOKEN),\n"
       "else an in-process sandbox.");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });

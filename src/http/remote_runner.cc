@@ -78,15 +78,15 @@ class RemoteRunner : public rlm::CodeRunner {
     return Status::Ok();
   }
 
-  Result<engine::ExecutionResult> Run(const std::string& code,
+  Result<engine::ExecutionResult> Run(const std::string& code, std::chrono::milliseconds timeout,
                                       engine::HostCallHandler* handler) override {
-    const auto deadline_guess = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     httplib::Request req;
     req.method = "POST";
     req.path = "/session/" + session_ + "/execute";
     req.set_header("Accept", "application/x-ndjson");
     req.set_header("Content-Type", "application/json");
-    req.body = json{{"code", code}, {"timeout", options_.cell_timeout_s}}.dump(
+    req.body = json{{"code", code}, {"timeout", static_cast<double>(timeout.count()) / 1000.0}}.dump(
         -1, ' ', false, json::error_handler_t::replace);
     std::string buffer;
     std::optional<json> result;
@@ -103,7 +103,7 @@ class RemoteRunner : public rlm::CodeRunner {
         if (type == "result") {
           result = std::move(ev);
         } else if (type == "host_call") {
-          Answer(ev, handler, deadline_guess);
+          Answer(ev, handler, deadline);
         }
       }
       return true;

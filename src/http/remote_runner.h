@@ -16,7 +16,6 @@ struct RemoteRunnerOptions {
   std::string base_url;     // http://host:port of serve-exec
   std::string token;        // its RLMBOX_TOKEN, if it requires one
   std::string backend_name;  // "sidecar" or "remote", for trajectories
-  double cell_timeout_s = 30;  // wall timeout per cell, sent with each execute
 };
 
 // Errors: kInvalidArgument for a URL that is not http://host:port.

@@ -11,9 +11,11 @@ class InProcessRunner : public CodeRunner {
   Status SetContext(const engine::ContextValue& context) override {
     return session_->SetContext(context, limits_);
   }
-  Result<engine::ExecutionResult> Run(const std::string& code,
+  Result<engine::ExecutionResult> Run(const std::string& code, std::chrono::milliseconds timeout,
                                       engine::HostCallHandler* handler) override {
-    return session_->Execute(code, limits_, handler);
+    engine::Limits limits = limits_;
+    limits.timeout = timeout;
+    return session_->Execute(code, limits, handler);
   }
   Result<std::string> VariableText(const std::string& name) override {
     ASSIGN_OR_RETURN(nlohmann::json v, session_->GetVar(name, limits_));

@@ -70,6 +70,12 @@ class UsageBook {
     std::lock_guard lock(mu_);
     return by_model_;
   }
+  uint64_t Tokens() {
+    std::lock_guard lock(mu_);
+    uint64_t n = 0;
+    for (const auto& [m, u] : by_model_) n += u.input_tokens + u.output_tokens;
+    return n;
+  }
 
  private:
   std::mutex mu_;
@@ -153,6 +159,11 @@ class LoopHostCalls : public engine::HostCallHandler {
     const auto started = Clock::now();
     std::string response;
     std::map<std::string, Usage> usage;
+    const uint64_t budget = rlm_.options().token_budget;
+    if (budget > 0 && usage_.Tokens() >= budget) {
+      return ResourceExhausted("the request's token budget (" + std::to_string(budget) +
+                               ") is spent");
+    }
     if (recursive && depth_ + 1 < rlm_.options().max_depth) {
       RlmResult child = rlm_.Run(prompt, {engine::ContextValue::Kind::kText, prompt}, model,
                                  depth_ + 1, deadline);
@@ -245,6 +256,11 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
       out.error = "the request's time limit was reached after " + std::to_string(it - 1) + " iterations";
       break;
     }
+    if (options_.token_budget > 0 && usage.Tokens() >= options_.token_budget) {
+      out.error = "the token budget (" + std::to_string(options_.token_budget) +
+                  ") was spent after " + std::to_string(it - 1) + " iterations";
+      break;
+    }
     const auto iter_started = Clock::now();
     auto reply = llm_.Complete(messages, model, deadline);
     if (!reply.ok()) {
@@ -258,10 +274,11 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
     std::string outputs;
     for (size_t k = 0; k < blocks.size() && !answer; ++k) {
       LoopHostCalls calls(*this, depth, deadline, usage);
-      auto limits_left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      engine::Limits limits = options_.cell_limits;
-      limits.timeout = std::max(std::chrono::milliseconds(1), std::min(limits.timeout, limits_left));
-      auto r = (*runner)->Run(blocks[k], &calls);
+      // A cell never outlives the request.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto timeout =
+          std::max(std::chrono::milliseconds(1), std::min(options_.cell_limits.timeout, left));
+      auto r = (*runner)->Run(blocks[k], timeout, &calls);
       std::string text;
       json result;
       if (r.ok()) {
@@ -315,6 +332,10 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
                                                               {"iteration", std::to_string(it)},
                                                               {"max_iterations", max_it}})});
     }
+  }
+  const bool budget_left = options_.token_budget == 0 || usage.Tokens() < options_.token_budget;
+  if (!answer && out.error.empty() && !budget_left) {
+    out.error = "the token budget (" + std::to_string(options_.token_budget) + ") was spent";
   }
   if (!answer && out.error.empty() && Clock::now() < deadline) {
     // Out of turns: one last request for an answer.

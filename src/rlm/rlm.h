@@ -32,8 +32,9 @@ class CodeRunner {
  public:
   virtual ~CodeRunner() = default;
   virtual Status SetContext(const engine::ContextValue& context) = 0;
-  // Runs one cell; `handler` answers the cell's host calls.
+  // Runs one cell within `timeout`; `handler` answers the cell's host calls.
   virtual Result<engine::ExecutionResult> Run(const std::string& code,
+                                              std::chrono::milliseconds timeout,
                                               engine::HostCallHandler* handler) = 0;
   // str(variable), for FINAL_VAR. Errors: kNotFound.
   virtual Result<std::string> VariableText(const std::string& name) = 0;
@@ -56,6 +57,9 @@ struct RlmOptions {
   engine::Limits cell_limits;        // per code block
   size_t max_output_chars = 20'000;  // per block, fed back to the model
   size_t batch_parallelism = 8;      // concurrent sub-calls of one batched call
+  // Input + output tokens one request may spend, sub-calls included, as the
+  // provider reports them; 0 = no budget. Checked before every model call.
+  uint64_t token_budget = 0;
 };
 
 struct RlmResult {

@@ -230,3 +230,30 @@ def test_never_terminating_code_is_stopped(model):
     p = complete(url, "--context", "x", "--query", "q", extra_env={"EXECUTION_TIMEOUT": "1"})
     r = json.loads(p.stdout)
     assert r["answer"] == "stopped"
+
+
+def test_request_timeout_mid_iteration_reports_progress(model, tmp_path):
+    url, _ = model({"rules": [
+        {"match": "Query:", "reply": "```repl\nprint('step one')\n```"},
+        {"match": "step one", "reply": "```repl\nwhile True: pass\n```"},
+    ]})
+    traj = tmp_path / "t.jsonl"
+    t0 = time.time()
+    p = complete(url, "--context", "x", "--query", "q", "--timeout", "2",
+                 "--trajectory", str(traj), extra_env={"EXECUTION_TIMEOUT": "60"})
+    assert time.time() - t0 < 15
+    r = json.loads(p.stdout)
+    assert r["success"] is False and "time limit" in r["error"]
+    assert r["iterations"] == 2
+    lines = [json.loads(l) for l in open(traj)]
+    assert lines[1]["code_blocks"][0]["result"]["stdout"] == "step one\n"
+
+
+def test_token_budget(model):
+    url, log = model({"rules": [
+        {"reply": "```repl\nprint('more')\n```", "usage": {"prompt_tokens": 600, "completion_tokens": 10}},
+    ]})
+    p = complete(url, "--context", "x", "--query", "q", extra_env={"TOKEN_BUDGET": "1500"})
+    r = json.loads(p.stdout)
+    assert r["success"] is False and "token budget" in r["error"]
+    assert len(requests_of(log)) == 3

@@ -177,3 +177,11 @@ def test_metrics_of_the_inference_plane(stack):
     assert 'rlm_inference_requests_total{route="/completion",success="true"} 1' in text
     assert "rlm_inference_duration_seconds_count 1" in text
     assert "rlm_code_generated_total 1" in text
+
+
+def test_context_above_the_request_limit_is_413(stack):
+    port, _ = stack("in_process", {"rules": [{"reply": "FINAL(x)"}]},
+                    extra_env={"MAX_REQUEST_BYTES": "100000"})
+    status, r = call(port, "POST", "/completion", {"context": "y" * 200_000, "query": "q"})
+    assert status == 413
+    assert call(port, "POST", "/completion", {"context": "small", "query": "q"})[1]["answer"] == "x"
