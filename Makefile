@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup build test run bench bench-http bench-quick format clean
+.PHONY: all setup build test run bench bench-http bench-rlm bench-quick format clean
 
 all: build
 
@@ -29,6 +29,9 @@ bench: build
 
 bench-http: build
 	@bench/http_bench.sh
+
+bench-rlm: build
+	@python3 bench/rlm_overhead.py
 
 bench-quick: build
 	@$(BUILD_DIR)/rlmbox_bench --quick --native-python python3
