@@ -21,6 +21,9 @@ Try, from another terminal:
   curl -s localhost:$port/metrics
 
 One-off runs without the server:  $bin run -c 'print(1+1)'
+The inference plane (needs an OpenAI-compatible endpoint), against this execution plane:
+  LLM_API_KEY=... WASM_SERVICE_URL=http://127.0.0.1:$port $bin serve --port 8001
+  curl -s -X POST localhost:8001/completion -d '{"context": "...", "query": "..."}'
 API reference: docs/api.md.  Logs (one JSON line per execution) follow.
 BANNER
 exec "$bin" serve-exec --port "$port"

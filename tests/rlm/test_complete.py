@@ -257,3 +257,26 @@ def test_token_budget(model):
     r = json.loads(p.stdout)
     assert r["success"] is False and "token budget" in r["error"]
     assert len(requests_of(log)) == 3
+
+
+def test_recursive_model_is_used_for_sub_calls(model):
+    url, log = model({"rules": [
+        {"match": "Query:", "reply": "```repl\nx = llm_query('sub question')\n```\nFINAL_VAR(x)"},
+        {"match": "sub question", "reply": "from the small model"},
+    ]})
+    r = json.loads(complete(url, "--context", "c", "--query", "q",
+                            extra_env={"LLM_RECURSIVE_MODEL": "small-model"}).stdout)
+    assert r["answer"] == "from the small model"
+    models = [q["body"]["model"] for q in requests_of(log)]
+    assert models == ["root-model", "small-model"]
+    usage = r["usage"]["model_usage_summaries"]
+    assert usage["root-model"]["total_calls"] == 1 and usage["small-model"]["total_calls"] == 1
+
+
+def test_a_slow_model_cannot_outlast_the_request(model):
+    url, _ = model({"rules": [{"delay": 30, "reply": "FINAL(too late)"}]})
+    t0 = time.time()
+    p = complete(url, "--context", "c", "--query", "q", "--timeout", "1.5")
+    assert time.time() - t0 < 10
+    r = json.loads(p.stdout)
+    assert r["success"] is False
