@@ -1,11 +1,9 @@
 #include "cli/serve_command.h"
 
-#include <signal.h>
-
 #include <cstdlib>
-#include <thread>
 
 #include "cli/inference_config.h"
+#include "cli/stop_signals.h"
 #include "http/inference_server.h"
 #include "service/log.h"
 
@@ -20,11 +18,7 @@ struct ServeOptions {
 
 int Serve(const ServeOptions& o) {
   if (const char* lvl = std::getenv("LOG_LEVEL")) service::SetLogLevel(service::ParseLogLevel(lvl));
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = BlockStopSignals();
 
   auto llm = http::NewOpenAiClient(LlmOptionsFromEnv());
   if (!llm.ok()) {
@@ -50,21 +44,8 @@ int Serve(const ServeOptions& o) {
   so.backend_ready = (*backend)->ready;
   so.backend_name = (*backend)->name;
   http::InferenceServer server(**llm, *(*backend)->runners, so);
-  std::thread waiter([&server, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    service::LogEvent(service::LogLevel::kInfo, "shutting_down", {{"signal", sig}});
-    server.Stop();
-  });
-  Status s = server.Run();
-  pthread_kill(waiter.native_handle(), SIGTERM);
-  waiter.join();
-  if (!s.ok()) {
-    service::LogEvent(service::LogLevel::kError, "listen_failed", {{"error", s.ToString()}});
-    return 70;
-  }
-  service::LogEvent(service::LogLevel::kInfo, "stopped");
-  return 0;
+  return ServeUntilStopped(stop_signals, [&server] { return server.Run(); },
+                           [&server] { server.Stop(); });
 }
 
 }  // namespace

@@ -1,12 +1,11 @@
 #include "cli/serve_exec_command.h"
 
-#include <signal.h>
-
 #include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "cli/runtime_paths.h"
+#include "cli/stop_signals.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "http/exec_server.h"
@@ -53,12 +52,8 @@ int Serve(const ServeExecOptions& o) {
   so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
 
-  // Block the stop signals in every thread; one thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread exists: every thread inherits the blocked stop signals.
+  const sigset_t stop_signals = BlockStopSignals();
 
   engine::EngineOptions eo;
   eo.guest_dir = o.guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(o.guest_dir);
@@ -81,25 +76,8 @@ int Serve(const ServeExecOptions& o) {
                                   .pool_threads = std::max(1u, std::thread::hardware_concurrency())});
   http::ExecServer server(executor, so);
 
-  std::thread waiter([&server, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    service::LogEvent(service::LogLevel::kInfo, "shutting_down", {{"signal", sig}});
-    server.Stop();
-  });
-  Status s = server.Run();
-  if (!s.ok()) {
-    service::LogEvent(service::LogLevel::kError, "listen_failed", {{"error", s.ToString()}});
-    pthread_kill(waiter.native_handle(), SIGTERM);
-    waiter.join();
-    return 70;
-  }
-  // Run() returned: either a signal stopped it (the waiter is done) or the
-  // server died on its own; in that case wake the waiter ourselves.
-  pthread_kill(waiter.native_handle(), SIGTERM);
-  waiter.join();
-  service::LogEvent(service::LogLevel::kInfo, "stopped");
-  return 0;
+  return ServeUntilStopped(stop_signals, [&server] { return server.Run(); },
+                           [&server] { server.Stop(); });
 }
 
 }  // namespace
