@@ -3,7 +3,7 @@ import json
 import threading
 import time
 
-from conftest import read_event
+from service_process import read_event
 
 
 def answer(svc, sid, call_id, body):

@@ -1,0 +1,354 @@
+"""The synchronous client (standard library only)."""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+
+class RlmboxError(Exception):
+    """The service refused or failed a request (never a Python error in the guest:
+    that is an ExecutionResult with success=False)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class HostCallError(Exception):
+    """Raise from an llm_query callable to make the guest's call fail with this message."""
+
+
+@dataclass
+class ExecutionResult:
+    success: bool
+    stdout: str
+    stderr: str
+    locals: Dict[str, Any]
+    execution_time: float
+    error: Optional[str]
+    outcome: str
+    execution_id: str = ""
+    fuel_used: int = 0
+    memory_peak_bytes: int = 0
+    host_calls: int = 0
+    final_answer: Optional[str] = None
+    sandbox_reset: bool = False
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, j: Dict[str, Any]) -> "ExecutionResult":
+        return cls(success=j.get("success", False), stdout=j.get("stdout", ""),
+                   stderr=j.get("stderr", ""), locals=j.get("locals", {}),
+                   execution_time=j.get("execution_time", 0.0), error=j.get("error"),
+                   outcome=j.get("outcome", ""), execution_id=j.get("execution_id", ""),
+                   fuel_used=j.get("fuel_used", 0), memory_peak_bytes=j.get("memory_peak_bytes", 0),
+                   host_calls=j.get("host_calls", 0), final_answer=j.get("final_answer"),
+                   sandbox_reset=j.get("sandbox_reset", False), raw=j)
+
+    def __str__(self) -> str:
+        """What the cell printed (the seeds print results directly)."""
+        return self.stdout.rstrip("\n") if self.success or self.stdout else (self.error or "")
+
+
+@dataclass
+class VarValue:
+    name: str
+    value: Any
+    text: str
+    type: str
+
+
+@dataclass
+class RLMResult:
+    success: bool
+    answer: Optional[str]
+    model: str
+    max_depth: int
+    iterations: int
+    usage: Dict[str, Any]
+    execution_time: float
+    error: Optional[str] = None
+    trajectory_id: Optional[str] = None
+
+
+LlmFn = Callable[..., str]
+
+
+class _Http:
+    """One base URL, JSON in and out, clear errors, safe retries."""
+
+    def __init__(self, url: str, token: Optional[str], timeout: float, retries: int = 3):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self.https = u.scheme == "https"
+        self.host = u.hostname
+        self.port = u.port or (443 if self.https else 80)
+        self.prefix = u.path.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+
+    def conn(self, timeout=None):
+        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        return cls(self.host, self.port, timeout=timeout or self.timeout)
+
+    def headers(self, extra=None):
+        h = {"Content-Type": "application/json"}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        h.update(extra or {})
+        return h
+
+    def request(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None,
+                content_type: Optional[str] = None, timeout: Optional[float] = None) -> Any:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        extra = {"Content-Type": content_type} if content_type else None
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            c = self.conn(timeout)
+            try:
+                c.request(method, self.prefix + path, body=data, headers=self.headers(extra))
+            except (ConnectionRefusedError, socket.gaierror) as e:
+                # Nothing reached the service: always safe to try again. (A reset
+                # after sending is not retried: the request may have run.)
+                c.close()
+                if attempt == self.retries:
+                    raise RlmboxError(0, "unreachable", f"{self.host}:{self.port}: {e}") from e
+                time.sleep(delay)
+                delay *= 2
+                continue
+            r = c.getresponse()
+            payload = r.read()
+            c.close()
+            # 429/503: the request was refused before anything ran, so a retry is safe.
+            if r.status in (429, 503) and attempt < self.retries:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            return _decode(r.status, payload)
+        raise AssertionError("unreachable")
+
+
+def _decode(status: int, payload: bytes) -> Any:
+    try:
+        j = json.loads(payload) if payload else {}
+    except ValueError:
+        j = {"error": payload.decode("utf-8", "replace"), "code": "bad_response"}
+    if status != 200:
+        if isinstance(j, dict):
+            err = j.get("error")
+            if isinstance(err, dict):  # OpenAI-style
+                err = err.get("message")
+            raise RlmboxError(status, str(j.get("code", "error")), str(err))
+        raise RlmboxError(status, "error", str(j))
+    return j
+
+
+def _answer_call(fn_single: Optional[LlmFn], fn_batched: Optional[Callable[..., List[str]]],
+                 fn_rlm: Optional[LlmFn], kind: str, args: Dict[str, Any], pool_size: int) -> Dict[str, Any]:
+    """Runs the user's callable for one host_call event; returns the answer body."""
+    model = args.get("model")
+
+    def one(fn, prompt):
+        try:
+            return fn(prompt, model=model) if model is not None else fn(prompt)
+        except HostCallError as e:
+            return {"error": str(e)}
+        except Exception as e:  # the guest sees the failure; the client keeps going
+            return {"error": f"{type(e).__name__}: {e}"}
+
+    single = fn_rlm if kind.startswith("rlm_query") and fn_rlm else fn_single
+    if single is None:
+        return {"error": f"this client has no handler for {kind}"}
+    if kind in ("llm_query", "rlm_query"):
+        r = one(single, args["prompt"])
+        return r if isinstance(r, dict) else {"result": str(r)}
+    prompts = args.get("prompts", [])
+    if kind == "llm_query_batched" and fn_batched is not None:
+        try:
+            out = fn_batched(prompts, model=model) if model is not None else fn_batched(prompts)
+            return {"result": [o if isinstance(o, dict) else str(o) for o in out]}
+        except Exception as e:
+            return {"error": f"{type(e).__name__}: {e}"}
+    with ThreadPoolExecutor(max_workers=max(1, min(pool_size, len(prompts) or 1))) as ex:
+        results = list(ex.map(lambda p: one(single, p), prompts))
+    return {"result": [r if isinstance(r, dict) else str(r) for r in results]}
+
+
+class Session:
+    """A stateful REPL on the service. Use as a context manager; close() deletes it."""
+
+    def __init__(self, client: "ExecClient", session_id: str, llm_query: Optional[LlmFn],
+                 llm_query_batched, rlm_query: Optional[LlmFn]):
+        self._client = client
+        self.session_id = session_id
+        self._llm = llm_query
+        self._llm_batched = llm_query_batched
+        self._rlm = rlm_query
+        self.closed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def execute(self, code: str, timeout: Optional[float] = None,
+                limits: Optional[Dict[str, Any]] = None) -> ExecutionResult:
+        body: Dict[str, Any] = {"code": code}
+        if timeout is not None:
+            body["timeout"] = timeout
+        if limits:
+            body["limits"] = limits
+        if self._llm is None and self._rlm is None and self._llm_batched is None:
+            j = self._client._http.request("POST", f"/session/{self.session_id}/execute", body)
+            return ExecutionResult.from_json(j)
+        return self._execute_streaming(body)
+
+    def _execute_streaming(self, body: Dict[str, Any]) -> ExecutionResult:
+        h = self._client._http
+        c = h.conn(timeout=h.timeout)
+        c.request("POST", h.prefix + f"/session/{self.session_id}/execute",
+                  body=json.dumps(body).encode(),
+                  headers=h.headers({"Accept": "application/x-ndjson"}))
+        r = c.getresponse()
+        if r.status != 200:
+            payload = r.read()
+            c.close()
+            return _decode(r.status, payload)
+        try:
+            while True:
+                line = r.readline()
+                if not line:
+                    raise RlmboxError(502, "stream_ended", "the stream ended without a result")
+                ev = json.loads(line)
+                kind = ev.get("event")
+                if kind == "result":
+                    if "success" not in ev:
+                        raise RlmboxError(500, ev.get("code", "internal"), ev.get("error", ""))
+                    return ExecutionResult.from_json(ev)
+                if kind == "host_call":
+                    answer = _answer_call(self._llm, self._llm_batched, self._rlm, ev["kind"],
+                                          ev.get("args", {}), self._client.batch_parallelism)
+                    try:
+                        h.request("POST", f"/session/{self.session_id}/calls/{ev['call_id']}", answer)
+                    except RlmboxError:
+                        pass  # refused (late): the cell ends on its own
+        finally:
+            c.close()
+
+    def set_context(self, context: Any) -> None:
+        if isinstance(context, str):
+            self._client._http.request("PUT", f"/session/{self.session_id}/context",
+                                       raw=context.encode(), content_type="text/plain")
+        else:
+            self._client._http.request("PUT", f"/session/{self.session_id}/context", {"context": context})
+
+    def get_var(self, name: str) -> VarValue:
+        j = self._client._http.request("GET", f"/session/{self.session_id}/vars/{urllib.parse.quote(name)}")
+        return VarValue(name=j.get("name", name), value=j.get("value"), text=j.get("text", ""),
+                        type=j.get("type", ""))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._client._http.request("DELETE", f"/session/{self.session_id}")
+        except RlmboxError as e:
+            if e.status != 404:
+                raise
+
+
+class ExecClient:
+    """The execution plane (`rlmbox serve-exec`)."""
+
+    def __init__(self, url: str = "http://localhost:8000", token: Optional[str] = None,
+                 timeout: float = 300.0, batch_parallelism: int = 8):
+        self._http = _Http(url, token, timeout)
+        self.batch_parallelism = batch_parallelism
+
+    def health(self) -> Dict[str, Any]:
+        return self._http.request("GET", "/health")
+
+    def ready(self) -> bool:
+        try:
+            return self._http.request("GET", "/ready").get("status") == "ready"
+        except RlmboxError:
+            return False
+
+    def metrics(self) -> str:
+        c = self._http.conn()
+        c.request("GET", self._http.prefix + "/metrics", headers=self._http.headers())
+        r = c.getresponse()
+        text = r.read().decode()
+        c.close()
+        if r.status != 200:
+            raise RlmboxError(r.status, "error", text)
+        return text
+
+    def execute(self, code: str, context: Any = None, timeout: Optional[float] = None,
+                profile: Optional[str] = None, limits: Optional[Dict[str, Any]] = None) -> ExecutionResult:
+        body: Dict[str, Any] = {"code": code}
+        if context is not None:
+            body["context"] = context
+        if timeout is not None:
+            body["timeout"] = timeout
+        if profile is not None:
+            body["profile"] = profile
+        if limits:
+            body["limits"] = limits
+        return ExecutionResult.from_json(self._http.request("POST", "/execute", body))
+
+    def session(self, context: Any = None, profile: Optional[str] = None, ttl: Optional[float] = None,
+                llm_query: Optional[LlmFn] = None, llm_query_batched=None,
+                rlm_query: Optional[LlmFn] = None) -> Session:
+        body: Dict[str, Any] = {}
+        if context is not None:
+            body["context"] = context
+        if profile is not None:
+            body["profile"] = profile
+        if ttl is not None:
+            body["ttl"] = ttl
+        j = self._http.request("POST", "/session", body)
+        return Session(self, j["session_id"], llm_query, llm_query_batched, rlm_query)
+
+    def sessions(self) -> List[Dict[str, Any]]:
+        return self._http.request("GET", "/sessions")["sessions"]
+
+
+class RLMClient:
+    """The inference plane (`rlmbox serve`)."""
+
+    def __init__(self, url: str = "http://localhost:8000", token: Optional[str] = None,
+                 timeout: float = 900.0):
+        self._http = _Http(url, token, timeout)
+
+    def completion(self, context: Any, query: str) -> RLMResult:
+        return self._result(self._http.request("POST", "/completion", {"context": context, "query": query}))
+
+    def infer(self, query: str, context: Any = None, model: Optional[str] = None,
+              max_depth: Optional[int] = None) -> RLMResult:
+        body: Dict[str, Any] = {"query": query, "context": context}
+        if model is not None:
+            body["model"] = model
+        if max_depth is not None:
+            body["max_depth"] = max_depth
+        return self._result(self._http.request("POST", "/infer", body))
+
+    @staticmethod
+    def _result(j: Dict[str, Any]) -> RLMResult:
+        return RLMResult(success=j.get("success", False), answer=j.get("answer"),
+                         model=j.get("model", ""), max_depth=j.get("max_depth", 0),
+                         iterations=j.get("iterations", 0), usage=j.get("usage", {}),
+                         execution_time=j.get("execution_time", 0.0), error=j.get("error"),
+                         trajectory_id=j.get("trajectory_id"))

@@ -1,0 +1,156 @@
+"""The Python SDK against a real serve-exec (and serve for RLMClient)."""
+import asyncio
+import os
+import threading
+
+import pytest
+
+from service_process import Service  # serve-exec as a child process
+from rlmbox import AsyncExecClient, ExecClient, HostCallError, RlmboxError
+
+
+@pytest.fixture(scope="module")
+def svc():
+    s = Service()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(svc):
+    return ExecClient(f"http://127.0.0.1:{svc.port}")
+
+
+def test_execute_returns_typed_results(client):
+    assert client.health() == {"status": "healthy"}
+    assert client.ready() is True
+    r = client.execute("x = 40 + 2\nprint('hi')\nx")
+    assert r.success and r.outcome == "ok"
+    assert r.stdout == "hi\n42\n" and r.locals == {"x": 42}
+    assert r.execution_time > 0 and r.fuel_used > 0 and r.execution_id
+    # A Python exception is a result, not a client exception.
+    e = client.execute("1/0")
+    assert e.success is False and e.outcome == "exception"
+    assert e.error == "ZeroDivisionError: division by zero"
+    assert client.execute("context['a']", context={"a": 5}).stdout == "5\n"
+    assert client.execute("while True: pass", timeout=0.3).outcome == "timeout"
+    assert client.execute("print('x' * 50)", limits={"max_output_bytes": 10}).outcome == "output_truncated"
+    assert client.execute("x = bytearray(100 << 20)", profile="code").outcome == "memory_exceeded"
+
+
+def test_host_errors_raise(client, svc):
+    with pytest.raises(RlmboxError) as e:
+        client.execute("")
+    assert e.value.status == 400 and e.value.message == "Code is required"
+    with pytest.raises(RlmboxError) as e:
+        client.execute("1", profile="nope")
+    assert e.value.status == 400
+    with pytest.raises(ValueError):
+        ExecClient("ftp://x")
+    dead = ExecClient("http://127.0.0.1:1")
+    with pytest.raises(RlmboxError) as e:
+        dead.execute("1")
+    assert e.value.code == "unreachable"
+
+
+def test_session_context_manager(client):
+    with client.session(context="some text") as s:
+        s.execute("n = len(context.split())")
+        assert s.execute("n * 10").stdout == "20\n"
+        assert s.get_var("n").value == 2
+        s.set_context({"k": [1, 2, 3]})
+        assert s.execute("sum(context['k'])").stdout == "6\n"
+        sid = s.session_id
+        assert sid in [x["session_id"] for x in client.sessions()]
+    assert sid not in [x["session_id"] for x in client.sessions()]
+    with pytest.raises(RlmboxError) as e:
+        s2 = client.session()
+        s2.close()
+        s2._client._http.request("POST", f"/session/{s2.session_id}/execute", {"code": "1"})
+    assert e.value.status == 404
+
+
+def test_llm_query_answered_by_a_python_callable(client):
+    seen = []
+
+    def llm(prompt, model=None):
+        seen.append((prompt, model))
+        if "fail" in prompt:
+            raise HostCallError("no such luck")
+        return prompt.upper()
+
+    with client.session(llm_query=llm) as s:
+        r = s.execute("print(llm_query('abc'), llm_query('x', model='small'))")
+        assert r.stdout == "ABC X\n", r.stderr
+        b = s.execute("print(llm_query_batched(['a', 'fail', 'c']))")
+        assert b.stdout == "['A', 'Error: no such luck', 'C']\n"
+        e = s.execute("llm_query('please fail')")
+        assert e.error == "LLMQueryError: no such luck"
+        # rlm_query falls back to the llm callable when no rlm_query callable is given.
+        assert s.execute("rlm_query('deep')").stdout == "'DEEP'\n"
+    assert ("x", "small") in seen
+
+
+def test_batched_prompts_run_concurrently(client):
+    active, peak, lock = [0], [0], threading.Lock()
+    gate = threading.Barrier(4, timeout=10)
+
+    def llm(prompt, model=None):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        gate.wait()  # only passes if 4 calls are in flight at once
+        with lock:
+            active[0] -= 1
+        return "ok"
+
+    with client.session(llm_query=llm) as s:
+        r = s.execute("print(llm_query_batched(['1', '2', '3', '4']))")
+    assert r.stdout == "['ok', 'ok', 'ok', 'ok']\n"
+    assert peak[0] == 4
+
+
+def test_async_client(svc):
+    async def main():
+        c = AsyncExecClient(f"http://127.0.0.1:{svc.port}")
+        results = await asyncio.gather(*[c.execute(f"{i} * 2") for i in range(8)])
+        assert [r.stdout for r in results] == [f"{i * 2}\n" for i in range(8)]
+        async with await c.session() as s:
+            await s.execute("v = 'async'")
+            assert (await s.get_var("v")).text == "async"
+    asyncio.run(main())
+
+
+def test_token_auth(make_service):
+    s = make_service(env={"RLMBOX_TOKEN": "t0k"})
+    with pytest.raises(RlmboxError) as e:
+        ExecClient(f"http://127.0.0.1:{s.port}").execute("1")
+    assert e.value.status == 401
+    assert ExecClient(f"http://127.0.0.1:{s.port}", token="t0k").execute("1").stdout == "1\n"
+
+
+@pytest.fixture
+def make_service():
+    started = []
+
+    def make(**kw):
+        s = Service(**kw)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def test_pip_installs_the_package(tmp_path, svc):
+    import subprocess
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "clients", "python")
+    p = subprocess.run(["python3", "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                        str(tmp_path), root], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    check = subprocess.run(
+        ["python3", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import rlmbox; "
+         f"print(rlmbox.ExecClient('http://127.0.0.1:{svc.port}').execute('6 * 7').stdout, end='')"],
+        capture_output=True, text=True, timeout=60)
+    assert check.stdout == "42\n", check.stderr
