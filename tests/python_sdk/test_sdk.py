@@ -154,3 +154,9 @@ def test_pip_installs_the_package(tmp_path, svc):
          f"print(rlmbox.ExecClient('http://127.0.0.1:{svc.port}').execute('6 * 7').stdout, end='')"],
         capture_output=True, text=True, timeout=60)
     assert check.stdout == "42\n", check.stderr
+
+
+def test_metrics_route(client):
+    client.execute("1")
+    text = client.metrics()
+    assert "wasm_executions_total" in text and "wasm_sessions_active" in text
