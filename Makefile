@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup build test run bench bench-http bench-rlm bench-quick format clean
+.PHONY: all setup build test test-asan run bench bench-http bench-rlm bench-quick format clean
 
 all: build
 
@@ -18,6 +18,16 @@ build: setup
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 600
+
+# ASan + UBSan build of the C++ tests (the gtest binaries) in build-asan/.
+# wasmtime handles the guest's faults with its own signal handlers, so ASan must
+# leave SIGSEGV/SIGBUS to it; the test binaries keep one engine for their whole
+# life on purpose, so leak checking is off.
+test-asan:
+	@BUILD_DIR=build-asan RLMBOX_SANITIZE=ON scripts/setup.sh
+	@cmake --build build-asan --target engine_test rlm_test
+	@cd build-asan && ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:detect_leaks=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -E pytest -j2
 
 run: build
 	@scripts/run.sh

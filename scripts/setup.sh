@@ -13,10 +13,11 @@ guest_dir=$("$ROOT/guest/build.sh")
 
 # Reconfigure only when an input changed (keeps `make` fast and quiet).
 stamp="$BUILD_DIR/.rlmbox-configured"
-want="$wasmtime_dir|$guest_dir|${CMAKE_BUILD_TYPE:-RelWithDebInfo}"
+want="$wasmtime_dir|$guest_dir|${CMAKE_BUILD_TYPE:-RelWithDebInfo}|${RLMBOX_SANITIZE:-OFF}"
 if [[ ! -f "$BUILD_DIR/build.ninja" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja \
     -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
-    -DWASMTIME_DIR="$wasmtime_dir" -DRLMBOX_GUEST_DIR="$guest_dir" >/dev/null
+    -DWASMTIME_DIR="$wasmtime_dir" -DRLMBOX_GUEST_DIR="$guest_dir" \
+    -DRLMBOX_SANITIZE="${RLMBOX_SANITIZE:-OFF}" >/dev/null
   echo "$want" >"$stamp"
 fi

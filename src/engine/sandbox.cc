@@ -229,7 +229,7 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
       if (ptr == 0 || uint64_t{ptr} + payload.size() > mem.size()) {
         c.alloc_failed = true;
       } else {
-        std::memcpy(mem.data() + ptr, payload.data(), payload.size());
+        if (!payload.empty()) std::memcpy(mem.data() + ptr, payload.data(), payload.size());
         auto r = wasm_->call->call(cx, {wasmtime::Val(static_cast<int32_t>(op)),
                                         wasmtime::Val(static_cast<int32_t>(ptr)),
                                         wasmtime::Val(static_cast<int32_t>(payload.size()))});
