@@ -272,7 +272,8 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
     const auto blocks = ParseCodeBlocks(reply->content);
     json code_blocks = json::array();
     std::string outputs;
-    for (size_t k = 0; k < blocks.size() && !answer; ++k) {
+    std::string repl_lost;
+    for (size_t k = 0; k < blocks.size() && !answer && repl_lost.empty(); ++k) {
       LoopHostCalls calls(*this, depth, deadline, usage);
       // A cell never outlives the request.
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -295,12 +296,31 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
         text = "The REPL failed: " + r.status().message();
         result = {{"stdout", ""}, {"stderr", text}, {"locals", json::object()},
                   {"execution_time", 0}, {"rlm_calls", calls.SubCalls()}, {"final_answer", nullptr}};
+        // The REPL itself is gone (backend down, session lost): its state is
+        // lost too, so the run cannot go on meaningfully.
+        if (r.status().code() == StatusCode::kUnavailable ||
+            r.status().code() == StatusCode::kNotFound) {
+          repl_lost = "the REPL backend failed: " + r.status().message();
+        }
       }
       code_blocks.push_back({{"code", blocks[k]}, {"result", result}});
       if (!outputs.empty()) outputs += "\n\n";
       outputs += (blocks.size() > 1 ? "REPL output (block " + std::to_string(k + 1) + "):\n"
                                     : std::string("REPL output:\n")) +
                  Truncate(text, options_.max_output_chars);
+    }
+    if (!repl_lost.empty()) {
+      out.trajectory.push_back({{"type", "iteration"},
+                                {"iteration", it},
+                                {"timestamp", IsoNow()},
+                                {"prompt", MessagesJson(messages)},
+                                {"response", reply->content},
+                                {"code_blocks", code_blocks},
+                                {"final_answer", nullptr},
+                                {"iteration_time",
+                                 std::chrono::duration<double>(Clock::now() - iter_started).count()}});
+      out.error = repl_lost;
+      break;
     }
     std::optional<FinalMarker> marker = answer ? std::nullopt : FindFinal(reply->content);
     if (marker && marker->kind == FinalMarker::Kind::kAnswer) {
