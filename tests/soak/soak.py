@@ -1,0 +1,191 @@
+"""A bounded soak run: mixed stateless, session and RLM traffic at steady
+concurrency against real serve-exec and serve processes, with a share of hostile
+payloads. Prints completed executions, errors by kind, p99 latency and the
+execution plane's RSS over time; exits 1 if anything unexpected happened or RSS
+kept growing.
+
+    python3 tests/soak/soak.py --seconds 600      (make soak)
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("RLMBOX_BIN", os.path.join(ROOT, "build", "rlmbox"))
+MODEL = os.path.join(ROOT, "tests", "fixtures", "scripted_model.py")
+
+HOSTILE = [
+    ("while True: pass", "timeout"),
+    ("x = []\nwhile True: x.append(bytearray(1 << 20))", "memory_exceeded"),
+    ("while True: print('A' * 1000)", "output_truncated"),
+    ("import os\nos.system('id')", "exception"),
+    ("def f(): f()\nf()", "exception"),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(port):
+    for _ in range(300):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not come up")
+
+
+def post(port, path, body, timeout=60):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, json.loads(data) if data else {}
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=600)
+    ap.add_argument("--clients", type=int, default=6)
+    ap.add_argument("--hostile", type=float, default=0.1)
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="rlmbox-soak-")
+    script = os.path.join(tmp, "script.json")
+    with open(script, "w") as f:
+        json.dump({"rules": [
+            {"match": "Query:", "reply": "```repl\nparts = llm_query_batched(['a', 'b'])\n"
+                                          "answer['content'] = '+'.join(parts)\nanswer['ready'] = True\n```"},
+            {"reply": "ok"}]}, f)
+    procs = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "WASM_"))}
+    try:
+        mport, eport, sport = free_port(), free_port(), free_port()
+        procs.append(subprocess.Popen([sys.executable, MODEL, "--port", str(mport), "--script", script],
+                                      stderr=subprocess.DEVNULL))
+        exec_proc = subprocess.Popen([BIN, "serve-exec", "--port", str(eport)], env=dict(env, LOG_LEVEL="error"),
+                                     stderr=subprocess.DEVNULL)
+        procs.append(exec_proc)
+        wait(eport)
+        procs.append(subprocess.Popen(
+            [BIN, "serve", "--port", str(sport)],
+            env=dict(env, LLM_BASE_URL=f"http://127.0.0.1:{mport}/v1", LLM_API_KEY="k",
+                     WASM_SERVICE_URL=f"http://127.0.0.1:{eport}", LOG_LEVEL="error"),
+            stderr=subprocess.DEVNULL))
+        wait(sport)
+
+        lock = threading.Lock()
+        counts = {"stateless": 0, "session": 0, "rlm": 0, "hostile": 0}
+        errors = {}
+        latencies = []
+        end = time.time() + a.seconds
+
+        def error(kind):
+            with lock:
+                errors[kind] = errors.get(kind, 0) + 1
+
+        def client(n):
+            rng = random.Random(n)
+            _, s = post(eport, "/session", {})
+            sid = s.get("session_id")
+            total = 0
+            while time.time() < end:
+                roll = rng.random()
+                t0 = time.time()
+                try:
+                    if roll < a.hostile:
+                        code, expect = rng.choice(HOSTILE)
+                        st, r = post(eport, "/execute", {"code": code, "timeout": 0.3,
+                                                         "limits": {"memory_mb": 64, "max_output_bytes": 10000}})
+                        if st != 200 or r.get("outcome") != expect:
+                            error(f"hostile:{expect}->{r.get('outcome', st)}")
+                        kind = "hostile"
+                    elif roll < 0.55:
+                        v = rng.randint(0, 10 ** 6)
+                        st, r = post(eport, "/execute", {"code": f"{v} + 1"})
+                        if st != 200 or r.get("stdout") != f"{v + 1}\n":
+                            error(f"stateless:{st}")
+                        kind = "stateless"
+                    elif roll < 0.95:
+                        total += 1
+                        st, r = post(eport, f"/session/{sid}/execute",
+                                     {"code": "n = globals().get('n', 0) + 1\nn"})
+                        if st != 200 or r.get("stdout") != f"{total}\n":
+                            error(f"session:{st}:{r.get('stdout', '')[:20]}")
+                        kind = "session"
+                    else:
+                        st, r = post(sport, "/completion", {"context": "c", "query": "q"})
+                        if st != 200 or r.get("answer") != "ok+ok":
+                            error(f"rlm:{st}:{r.get('error', '')[:60]}")
+                        kind = "rlm"
+                except (OSError, ValueError) as e:
+                    error(f"transport:{type(e).__name__}")
+                    continue
+                with lock:
+                    counts[kind] += 1
+                    if kind != "hostile":
+                        latencies.append(time.time() - t0)
+
+        time.sleep(1)
+        rss = [(0.0, rss_mb(exec_proc.pid))]
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
+        for t in threads:
+            t.start()
+        start = time.time()
+        while any(t.is_alive() for t in threads):
+            time.sleep(min(5, max(0.5, a.seconds / 12)))
+            rss.append((time.time() - start, rss_mb(exec_proc.pid)))
+        for t in threads:
+            t.join()
+
+        done = sum(counts.values())
+        p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 100 else float("nan")
+        third = rss[len(rss) // 3][1]
+        growth = rss[-1][1] - third
+        print(f"soak: {a.seconds:.0f} s, {a.clients} clients, {a.hostile:.0%} hostile")
+        print(f"  completed: {done} ({json.dumps(counts)}), {done / a.seconds:.0f}/s")
+        print(f"  errors: {json.dumps(errors) if errors else 'none'}")
+        print(f"  p99 latency (non-hostile): {p99:.1f} ms")
+        print(f"  serve-exec RSS: start {rss[0][1]:.0f} MiB, at 1/3 {third:.0f} MiB, "
+              f"end {rss[-1][1]:.0f} MiB (growth after 1/3: {growth:+.0f} MiB)")
+        bounded = growth < 64
+        if errors or not bounded:
+            print("soak: FAILED" + ("" if bounded else " (RSS kept growing)"))
+            return 1
+        print("soak: ok")
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
