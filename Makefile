@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup build test test-asan soak run bench bench-http bench-rlm bench-quick format clean
+.PHONY: all setup build test test-asan fuzz soak run bench bench-http bench-rlm bench-quick format clean
 
 all: build
 
@@ -28,6 +28,9 @@ test-asan:
 	@cmake --build build-asan --target engine_test rlm_test
 	@cd build-asan && ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:detect_leaks=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -E pytest -j2
+
+fuzz: setup
+	@scripts/fuzz.sh 600
 
 soak: build
 	@RLMBOX_BIN=$(BUILD_DIR)/rlmbox python3 tests/soak/soak.py --seconds 600

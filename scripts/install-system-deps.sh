@@ -10,7 +10,7 @@ PACKAGES=(
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev zlib1g-dev
   # Guest cross toolchain (wasm32-wasip1)
-  clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32
+  clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 libclang-rt-19-dev
   # Guest sources and build helpers
   dpkg-dev xz-utils zip unzip curl ca-certificates
   libffi-dev libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev

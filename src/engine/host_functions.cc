@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "engine/door_protocol.h"
 #include "engine/internals.h"
 
 namespace rlmbox::engine {
@@ -33,44 +34,6 @@ std::string ErrorReply(std::string_view message) {
   return nlohmann::json{{"error", message}}.dump();
 }
 
-// Validates a decoded call. Returns an error message, or empty when valid.
-std::string ValidateCall(const nlohmann::json& call, HostCallKind* kind, size_t* prompt_count) {
-  if (!call.is_object() || !call.contains("kind") || !call["kind"].is_string() ||
-      !call.contains("args") || !call["args"].is_object()) {
-    return "malformed host call";
-  }
-  const auto& k = call["kind"].get_ref<const std::string&>();
-  const nlohmann::json& args = call["args"];
-  if (args.contains("model") && !args["model"].is_null() && !args["model"].is_string()) {
-    return "model must be a str or None";
-  }
-  bool batched = false;
-  if (k == "llm_query") {
-    *kind = HostCallKind::kLlmQuery;
-  } else if (k == "rlm_query") {
-    *kind = HostCallKind::kRlmQuery;
-  } else if (k == "llm_query_batched") {
-    *kind = HostCallKind::kLlmQueryBatched;
-    batched = true;
-  } else if (k == "rlm_query_batched") {
-    *kind = HostCallKind::kRlmQueryBatched;
-    batched = true;
-  } else {
-    return "unknown host call kind";
-  }
-  if (batched) {
-    if (!args.contains("prompts") || !args["prompts"].is_array()) return "prompts must be a list";
-    for (const auto& p : args["prompts"]) {
-      if (!p.is_string()) return "every prompt must be a str";
-    }
-    *prompt_count = args["prompts"].size();
-  } else {
-    if (!args.contains("prompt") || !args["prompt"].is_string()) return "prompt must be a str";
-    *prompt_count = 1;
-  }
-  return {};
-}
-
 // Runs one validated call through the handler and returns the reply JSON text.
 std::string Dispatch(SandboxState& st, std::string_view request) {
   const Limits& limits = *st.limits;
@@ -81,7 +44,7 @@ std::string Dispatch(SandboxState& st, std::string_view request) {
   nlohmann::json call = nlohmann::json::parse(request, nullptr, /*allow_exceptions=*/false);
   HostCallKind kind{};
   size_t prompts = 0;
-  if (std::string err = ValidateCall(call, &kind, &prompts); !err.empty()) {
+  if (std::string err = ValidateHostCall(call, &kind, &prompts); !err.empty()) {
     return ErrorReply(err);
   }
   if (st.host_calls + prompts > limits.max_host_calls) {
@@ -254,16 +217,6 @@ int32_t PollOneoff(wasmtime::Caller caller, int32_t in_ptr, int32_t out_ptr, int
 }
 
 }  // namespace
-
-std::string_view HostCallKindName(HostCallKind kind) {
-  switch (kind) {
-    case HostCallKind::kLlmQuery: return "llm_query";
-    case HostCallKind::kLlmQueryBatched: return "llm_query_batched";
-    case HostCallKind::kRlmQuery: return "rlm_query";
-    case HostCallKind::kRlmQueryBatched: return "rlm_query_batched";
-  }
-  return "llm_query";
-}
 
 void DefineHostFunctions(wasmtime::Linker& linker) {
   auto check = [](auto result, const char* what) {
