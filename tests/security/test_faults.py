@@ -56,6 +56,9 @@ def test_execution_plane_killed_mid_session_and_restarted(model, tmp_path):
         wait_http(exec_port)
         assert call(port, "GET", "/ready")[0] == 200
         assert call(port, "POST", "/completion", {"context": "c", "query": "add"})[1]["answer"] == "4"
+        # No session is left behind on the execution plane once requests are done.
+        status, listing = call(exec_port, "GET", "/sessions")
+        assert status == 200 and listing["sessions"] == []
     finally:
         serve.terminate()
         exec_proc.terminate()
