@@ -59,6 +59,14 @@ def post(port, path, body, timeout=60):
     return r.status, json.loads(data) if data else {}
 
 
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
 def rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -151,17 +159,29 @@ def main():
                         latencies.append(time.time() - t0)
 
         time.sleep(1)
-        rss = [(0.0, rss_mb(exec_proc.pid))]
+        rss = [(0.0, rss_mb(exec_proc.pid), threads_of(exec_proc.pid))]
         threads = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
         for t in threads:
             t.start()
         start = time.time()
         while any(t.is_alive() for t in threads):
             time.sleep(min(5, max(0.5, a.seconds / 12)))
-            rss.append((time.time() - start, rss_mb(exec_proc.pid)))
+            rss.append((time.time() - start, rss_mb(exec_proc.pid), threads_of(exec_proc.pid)))
         for t in threads:
             t.join()
 
+        # Some threads start lazily on first use (e.g. the first stopped cell);
+        # growth is counted from one third into the run, like RSS. Idle tokio
+        # blocking-pool threads (WASI file reads) exit after 10 s.
+        threads_start = rss[len(rss) // 3][2]
+        settle = time.time() + 15
+        threads_end = threads_of(exec_proc.pid)
+        while threads_end > threads_start and time.time() < settle:
+            time.sleep(0.5)
+            threads_end = threads_of(exec_proc.pid)
+        _, listing = (lambda c: (c.request("GET", "/sessions"), json.loads(c.getresponse().read())))(
+            http.client.HTTPConnection("127.0.0.1", eport, timeout=10))
+        sessions_left = len(listing["sessions"])
         done = sum(counts.values())
         p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 100 else float("nan")
         third = rss[len(rss) // 3][1]
@@ -172,9 +192,14 @@ def main():
         print(f"  p99 latency (non-hostile): {p99:.1f} ms")
         print(f"  serve-exec RSS: start {rss[0][1]:.0f} MiB, at 1/3 {third:.0f} MiB, "
               f"end {rss[-1][1]:.0f} MiB (growth after 1/3: {growth:+.0f} MiB)")
+        print(f"  serve-exec threads: {rss[0][2]} at start, {threads_start} at 1/3, {threads_end} at the end; "
+              f"sessions left open: {sessions_left} (one per client, by design)")
         bounded = growth < 64
-        if errors or not bounded:
-            print("soak: FAILED" + ("" if bounded else " (RSS kept growing)"))
+        threads_ok = threads_end <= threads_start
+        sessions_ok = sessions_left <= a.clients
+        if errors or not bounded or not threads_ok or not sessions_ok:
+            print("soak: FAILED" + ("" if bounded else " (RSS kept growing)") +
+                  ("" if threads_ok else " (threads leaked)") + ("" if sessions_ok else " (sessions leaked)"))
             return 1
         print("soak: ok")
         return 0
