@@ -28,23 +28,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("RLMBOX_BIN", os.path.join(ROOT, "build", "rlmbox"))
 MODEL = os.path.join(ROOT, "tests", "fixtures", "scripted_model.py")
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "tests", "service"))
+from service_process import free_port, wait_http  # noqa: E402
 
 
-def wait(port):
-    for _ in range(300):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not come up")
+
+
 
 
 def post(port, path, body):
@@ -92,14 +81,14 @@ def main():
                 eport = free_port()
                 procs.append(subprocess.Popen([BIN, "serve-exec", "--port", str(eport)], env=env,
                                               stderr=subprocess.DEVNULL))
-                wait(eport)
+                wait_http(eport)
                 key = "WASM_MANAGER_SERVICE_URL" if mode == "sidecar" else "WASM_SERVICE_URL"
                 serve_env[key] = f"http://127.0.0.1:{eport}"
             sport = free_port()
             procs.append(subprocess.Popen([BIN, "serve", "--port", str(sport)], env=serve_env,
                                           stderr=subprocess.DEVNULL))
-            wait(sport)
-            wait(mport)
+            wait_http(sport)
+            wait_http(mport)
             totals, per_iter, per_sub = [], [], []
             for _ in range(a.requests + 1):  # the first warms caches and is dropped
                 r = post(sport, "/completion", {"context": "c", "query": "q"})

@@ -309,16 +309,20 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
                                     : std::string("REPL output:\n")) +
                  Truncate(text, options_.max_output_chars);
     }
-    if (!repl_lost.empty()) {
+    // One trajectory line per iteration, in the rlm logger's shape.
+    auto log_iteration = [&] {
       out.trajectory.push_back({{"type", "iteration"},
                                 {"iteration", it},
                                 {"timestamp", IsoNow()},
                                 {"prompt", MessagesJson(messages)},
                                 {"response", reply->content},
                                 {"code_blocks", code_blocks},
-                                {"final_answer", nullptr},
+                                {"final_answer", answer ? json(*answer) : json(nullptr)},
                                 {"iteration_time",
                                  std::chrono::duration<double>(Clock::now() - iter_started).count()}});
+    };
+    if (!repl_lost.empty()) {
+      log_iteration();
       out.error = repl_lost;
       break;
     }
@@ -334,15 +338,7 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
                    "): no such variable in the REPL. Define it first, then answer again.";
       }
     }
-    out.trajectory.push_back({{"type", "iteration"},
-                              {"iteration", it},
-                              {"timestamp", IsoNow()},
-                              {"prompt", MessagesJson(messages)},
-                              {"response", reply->content},
-                              {"code_blocks", code_blocks},
-                              {"final_answer", answer ? json(*answer) : json(nullptr)},
-                              {"iteration_time",
-                               std::chrono::duration<double>(Clock::now() - iter_started).count()}});
+    log_iteration();
     messages.push_back({"assistant", reply->content});
     if (answer) break;
     if (blocks.empty() && !marker) {

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from service_process import Service  # serve-exec as a child process
+from service_process import Service, make_service  # noqa: F401  (serve-exec; fixture)
 from rlmbox import AsyncExecClient, ExecClient, HostCallError, RlmboxError
 
 
@@ -127,20 +127,6 @@ def test_token_auth(make_service):
         ExecClient(f"http://127.0.0.1:{s.port}").execute("1")
     assert e.value.status == 401
     assert ExecClient(f"http://127.0.0.1:{s.port}", token="t0k").execute("1").stdout == "1\n"
-
-
-@pytest.fixture
-def make_service():
-    started = []
-
-    def make(**kw):
-        s = Service(**kw)
-        started.append(s)
-        return s
-
-    yield make
-    for s in started:
-        s.stop()
 
 
 def test_pip_installs_the_package(tmp_path, svc):

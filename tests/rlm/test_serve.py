@@ -5,11 +5,15 @@ import http.client
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 
 from test_complete import BIN, free_port, model, requests_of  # noqa: F401  (fixture)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
+from service_process import wait_http  # noqa: E402
 
 NEEDLE_CODE = (
     "```repl\n"
@@ -20,20 +24,6 @@ NEEDLE_CODE = (
     "print(len(chunks), hits)\n"
     "```\n"
     "FINAL_VAR(result)")
-
-
-def wait_http(port, path="/health", timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", path)
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not come up")
 
 
 def call(port, method, path, body=None, headers=None, timeout=120):

@@ -1,7 +1,7 @@
 """Fixtures for the serve-exec tests."""
 import pytest
 
-from service_process import Service, read_event  # noqa: F401  (re-exported for tests)
+from service_process import Service, make_service, read_event  # noqa: F401  (fixtures, helpers)
 
 
 @pytest.fixture(scope="module")
@@ -9,17 +9,3 @@ def svc():
     s = Service()
     yield s
     s.stop()
-
-
-@pytest.fixture
-def make_service():
-    started = []
-
-    def make(**kw):
-        s = Service(**kw)
-        started.append(s)
-        return s
-
-    yield make
-    for s in started:
-        s.stop()

@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 BIN = os.environ.get("RLMBOX_BIN", "build/rlmbox")
 
 
@@ -117,3 +119,33 @@ def read_event(resp):
         event = json.loads(line)
         if event.get("event") != "heartbeat":
             return event
+
+
+@pytest.fixture
+def make_service():
+    """Starts services with given env/args; stops them after the test."""
+    started = []
+
+    def make(**kw):
+        s = Service(**kw)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def wait_http(port, path="/health", timeout=30):
+    """Waits until GET path answers 200 on 127.0.0.1:port."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", path)
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not come up")

@@ -23,6 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("RLMBOX_BIN", os.path.join(ROOT, "build", "rlmbox"))
 MODEL = os.path.join(ROOT, "tests", "fixtures", "scripted_model.py")
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "service"))
+from service_process import free_port, wait_http  # noqa: E402
+
 HOSTILE = [
     ("while True: pass", "timeout"),
     ("x = []\nwhile True: x.append(bytearray(1 << 20))", "memory_exceeded"),
@@ -32,22 +35,8 @@ HOSTILE = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait(port):
-    for _ in range(300):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not come up")
 
 
 def post(port, path, body, timeout=60):
@@ -98,13 +87,13 @@ def main():
         exec_proc = subprocess.Popen([BIN, "serve-exec", "--port", str(eport)], env=dict(env, LOG_LEVEL="error"),
                                      stderr=subprocess.DEVNULL)
         procs.append(exec_proc)
-        wait(eport)
+        wait_http(eport)
         procs.append(subprocess.Popen(
             [BIN, "serve", "--port", str(sport)],
             env=dict(env, LLM_BASE_URL=f"http://127.0.0.1:{mport}/v1", LLM_API_KEY="k",
                      WASM_SERVICE_URL=f"http://127.0.0.1:{eport}", LOG_LEVEL="error"),
             stderr=subprocess.DEVNULL))
-        wait(sport)
+        wait_http(sport)
 
         lock = threading.Lock()
         counts = {"stateless": 0, "session": 0, "rlm": 0, "hostile": 0}
