@@ -82,6 +82,11 @@ class RLMResult:
 LlmFn = Callable[..., str]
 
 
+def _fields(**kw: Any) -> Dict[str, Any]:
+    """A request body of the given fields, leaving out those that are None."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
 class _Http:
     """One base URL, JSON in and out, clear errors, safe retries."""
 
@@ -204,11 +209,7 @@ class Session:
 
     def execute(self, code: str, timeout: Optional[float] = None,
                 limits: Optional[Dict[str, Any]] = None) -> ExecutionResult:
-        body: Dict[str, Any] = {"code": code}
-        if timeout is not None:
-            body["timeout"] = timeout
-        if limits:
-            body["limits"] = limits
+        body = _fields(code=code, timeout=timeout, limits=limits or None)
         if self._llm is None and self._rlm is None and self._llm_batched is None:
             j = self._client._http.request("POST", f"/session/{self.session_id}/execute", body)
             return ExecutionResult.from_json(j)
@@ -298,28 +299,14 @@ class ExecClient:
 
     def execute(self, code: str, context: Any = None, timeout: Optional[float] = None,
                 profile: Optional[str] = None, limits: Optional[Dict[str, Any]] = None) -> ExecutionResult:
-        body: Dict[str, Any] = {"code": code}
-        if context is not None:
-            body["context"] = context
-        if timeout is not None:
-            body["timeout"] = timeout
-        if profile is not None:
-            body["profile"] = profile
-        if limits:
-            body["limits"] = limits
+        body = _fields(code=code, context=context, timeout=timeout, profile=profile,
+                       limits=limits or None)
         return ExecutionResult.from_json(self._http.request("POST", "/execute", body))
 
     def session(self, context: Any = None, profile: Optional[str] = None, ttl: Optional[float] = None,
                 llm_query: Optional[LlmFn] = None, llm_query_batched=None,
                 rlm_query: Optional[LlmFn] = None) -> Session:
-        body: Dict[str, Any] = {}
-        if context is not None:
-            body["context"] = context
-        if profile is not None:
-            body["profile"] = profile
-        if ttl is not None:
-            body["ttl"] = ttl
-        j = self._http.request("POST", "/session", body)
+        j = self._http.request("POST", "/session", _fields(context=context, profile=profile, ttl=ttl))
         return Session(self, j["session_id"], llm_query, llm_query_batched, rlm_query)
 
     def sessions(self) -> List[Dict[str, Any]]:
@@ -338,11 +325,7 @@ class RLMClient:
 
     def infer(self, query: str, context: Any = None, model: Optional[str] = None,
               max_depth: Optional[int] = None) -> RLMResult:
-        body: Dict[str, Any] = {"query": query, "context": context}
-        if model is not None:
-            body["model"] = model
-        if max_depth is not None:
-            body["max_depth"] = max_depth
+        body = {"query": query, "context": context, **_fields(model=model, max_depth=max_depth)}
         return self._result(self._http.request("POST", "/infer", body))
 
     @staticmethod
