@@ -14,8 +14,8 @@ PACKAGES=(
   # Guest sources and build helpers
   dpkg-dev xz-utils zip unzip curl ca-certificates
   libffi-dev libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev
-  # Test and benchmark tools
-  python3 python3-pytest nodejs
+  # Test and benchmark tools (iproute2 and nftables: tests/netns)
+  python3 python3-pytest nodejs iproute2 nftables
 )
 BACKPORT_PACKAGES=(wasi-libc)
 
