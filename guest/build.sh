@@ -17,7 +17,7 @@ PY_DEB=python3.13
 ZLIB_DEB=zlib
 
 cpython_hash=$(recipe_hash guest/build-cpython-wasi.sh guest/build-native-python.sh)
-guest_hash=$(recipe_hash guest/shim.c guest/rlmbox_runner.py guest/build.sh guest/stdlib-prune.txt \
+guest_hash=$(recipe_hash guest/shim.c guest/rlmbox_runner.py guest/rlmbox_policy.py guest/build.sh guest/stdlib-prune.txt \
   guest/wizer/package.json guest/wizer/package-lock.json)-$cpython_hash
 out="$RLMBOX_CACHE/guest-$guest_hash"
 if [[ -f "$out/.done" ]]; then echo "$out"; exit 0; fi
@@ -85,7 +85,7 @@ while read -r entry; do
 done <"$here/stdlib-prune.txt"
 find "$stage" -name '__pycache__' -type d -prune -exec rm -rf {} +
 cp "$cpy"/build/lib.wasi-wasm32-3.13/_sysconfigdata*.py "$stage/" 2>/dev/null || true
-cp "$here/rlmbox_runner.py" "$stage/"
+cp "$here/rlmbox_runner.py" "$here/rlmbox_policy.py" "$stage/"
 # Byte-compile with the same CPython version (same magic number), then zip
 # .pyc next to .py so tracebacks still show source lines.
 "$native/python" -E -s -m compileall -q -j0 -o 0 -b -d /lib/python313.zip "$stage" >/dev/null

@@ -6,7 +6,13 @@ UTF-8 JSON object (bytes). Nothing here is trusted by the host: limits are
 enforced by the engine, and the host validates every reply.
 
 Ops:
-  OP_EXECUTE      data = JSON {"code": str, "max_output_bytes": int}
+  OP_EXECUTE      data = JSON {"code": str, "max_output_bytes": int, and optionally
+                  "allowed_imports": [str] (the import policy; fixed for the
+                  instance once set), "vars": {name: value} (bound before the
+                  cell), "mode": "repl" | "node" | "eval" | "template", and
+                  "call": {"function": str, "kwargs": {}} (called after the
+                  cell)}. Modes other than "repl" put the cell's value in the
+                  reply's "value" (JSON) and "value_type".
   OP_CONTEXT_STR  data = UTF-8 text; becomes `context` (str)
   OP_CONTEXT_JSON data = JSON value; becomes `context` (dict / list / ...)
   OP_GET_VAR      data = UTF-8 variable name
@@ -27,6 +33,7 @@ import sys
 import traceback
 
 import _rlmbox
+import rlmbox_policy
 
 # Imported now so they are part of the snapshot and free for every cell.
 import base64, bisect, collections, copy, dataclasses, datetime, decimal  # noqa: E401,F401
@@ -71,6 +78,7 @@ _state = {
     "cell": 0,
     "context": None,
     "has_context": False,
+    "policy": None,  # rlmbox_policy.Policy once a cell ran under allowed_imports
 }
 
 
@@ -221,7 +229,8 @@ _RESERVED = {
 
 def _restore_reserved():
     """Put back the names a cell must not be able to break."""
-    _ns["__builtins__"] = builtins
+    policy = _state["policy"]
+    _ns["__builtins__"] = builtins if policy is None else policy.builtins
     _ns["__name__"] = "__main__"
     _ns.update(_RESERVED)
     if _state["has_context"]:
@@ -292,6 +301,7 @@ def _locals():
 
 
 _RUNNER_FILE = (lambda: None).__code__.co_filename
+_POLICY_FILE = rlmbox_policy.Policy.check.__code__.co_filename
 
 
 def _format_exception(exc):
@@ -299,6 +309,11 @@ def _format_exception(exc):
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == _RUNNER_FILE:
         tb = tb.tb_next
+    if isinstance(exc, rlmbox_policy.PolicyViolation):
+        # The guard's own frames say nothing to the user.
+        frames = [f for f in traceback.extract_tb(tb) if f.filename != _POLICY_FILE]
+        return ("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+                + "".join(traceback.format_exception_only(type(exc), exc)))
     if isinstance(exc, SandboxInterrupt):
         # Where the cell was when it was stopped; the host adds the reason.
         frames = [f for f in traceback.extract_tb(tb) if f.filename != _RUNNER_FILE]
@@ -306,44 +321,119 @@ def _format_exception(exc):
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _run_cell(code, filename):
-    """Runs one cell; returns (exception or None). Echoes the last expression."""
-    tree = ast.parse(code, filename, "exec")
+_NO_VALUE = object()
+
+
+def _run_cell(code, filename, mode="repl"):
+    """Runs one cell; returns its value (mode "repl" echoes the last expression)."""
+    policy = _state["policy"]
+    if mode == "template":
+        tree = None
+    else:
+        tree = ast.parse(code, filename, "eval" if mode == "eval" else "exec")
+        if policy is not None:
+            tree = policy.check_tree(tree, filename)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    if mode in ("repl", "node") and tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
     _state["in_cell"] = True
+    value = _NO_VALUE
     try:
         if _state["interrupted"]:
             raise SandboxInterrupt("execution stopped: a limit was reached")
+        if mode == "template":
+            return code.format_map(_TemplateVars())
+        if mode == "eval":
+            return eval(compile(tree, filename, "eval"), _ns)
         exec(compile(tree, filename, "exec"), _ns)
         if last is not None:
             value = eval(compile(last, filename, "eval"), _ns)
-            if value is not None:
+            if mode == "repl" and value is not None:
                 _ns["_"] = value
                 sys.stdout.write(repr(value) + "\n")
+        if mode == "node" and "output" in _ns:
+            value = _ns["output"]
+        return value
     finally:
         _state["in_cell"] = False
+
+
+class _TemplateVars(dict):
+    """The namespace a template is rendered against: user variables only."""
+
+    def __missing__(self, key):
+        if key in _ns and not key.startswith("_"):
+            return _ns[key]
+        raise KeyError(key)
+
+
+def _set_policy(allowed):
+    """Fixes the instance's import policy (once); returns an error text or None."""
+    if allowed is None:
+        return None
+    if not isinstance(allowed, list):
+        return "allowed_imports must be a list of module names"
+    current = _state["policy"]
+    if current is not None:
+        if current.allowed != frozenset(allowed):
+            return "this sandbox already runs under a different allowed_imports list"
+        return None
+    try:
+        _state["policy"] = rlmbox_policy.Policy(allowed)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _json_value(value):
+    """The value as JSON data (non-JSON values become their str())."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return _short_repr(value)
 
 
 def _execute(request):
     code = request.get("code")
     limit = int(request.get("max_output_bytes") or 1 << 20)
-    if not isinstance(code, str):
-        return {"success": False, "stdout": "", "stderr": "", "error": "code must be a str",
+    mode = request.get("mode") or "repl"
+    if not isinstance(code, str) or mode not in ("repl", "node", "eval", "template"):
+        return {"success": False, "stdout": "", "stderr": "", "error": "bad request",
                 "exception_type": "TypeError", "locals": {}}
+    problem = _set_policy(request.get("allowed_imports"))
+    if problem is not None:
+        return {"success": False, "stdout": "", "stderr": problem + "\n",
+                "error": "PolicyViolation: " + problem, "exception_type": "PolicyViolation",
+                "locals": {}}
+    variables = request.get("vars") or {}
+    call = request.get("call")
     _state["cell"] += 1
     _state["interrupted"] = False
     filename = f"<cell-{_state['cell']}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     _restore_reserved()
+    for name, value in variables.items():
+        if name.isidentifier() and not name.startswith("_") and name not in _RESERVED:
+            _ns[name] = value
+    if mode == "node":
+        _ns.pop("output", None)
 
     out, err = _CappedWriter(limit), _CappedWriter(limit)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     exc = None
+    value = _NO_VALUE
     try:
-        _run_cell(code, filename)
+        value = _run_cell(code, filename, mode)
+        if call is not None:
+            _state["in_cell"] = True
+            try:
+                function = _ns.get(call.get("function"))
+                if not callable(function):
+                    raise NameError(f"the code defines no function '{call.get('function')}'")
+                value = function(**(call.get("kwargs") or {}))
+            finally:
+                _state["in_cell"] = False
     except BaseException as e:  # everything the cell raised, including our own stops
         exc = e
     finally:
@@ -379,6 +469,9 @@ def _execute(request):
     }
     if isinstance(answer, dict) and answer.get("ready") is True:
         reply["answer"] = {"content": str(answer.get("content", "")), "ready": True}
+    if mode != "repl" and exc is None:
+        reply["value"] = None if value is _NO_VALUE else _json_value(value)
+        reply["value_type"] = "NoneType" if value is _NO_VALUE else type(value).__name__
     return reply
 
 

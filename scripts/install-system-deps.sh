@@ -8,7 +8,7 @@ PACKAGES=(
   # C++ toolchain and libraries (host side)
   build-essential cmake ninja-build pkg-config clang-format clang-tidy
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev zlib1g-dev libyaml-cpp-dev libabsl-dev
   # Guest cross toolchain (wasm32-wasip1)
   clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 libclang-rt-19-dev
   # Guest sources and build helpers
@@ -17,7 +17,7 @@ PACKAGES=(
   # Test and benchmark tools (iproute2 and nftables: tests/netns)
   python3 python3-pytest nodejs iproute2 nftables
 )
-BACKPORT_PACKAGES=(wasi-libc)
+BACKPORT_PACKAGES=(wasi-libc opentelemetry-cpp-dev)
 
 SOURCES_FILE=/etc/apt/sources.list.d/rlmbox.sources
 

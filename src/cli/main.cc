@@ -7,6 +7,7 @@
 #include "cli/run_command.h"
 #include "cli/serve_command.h"
 #include "cli/serve_exec_command.h"
+#include "cli/workflow_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"rlmbox - a WebAssembly sandbox for code written by language models"};
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   rlmbox::cli::AddServeExecCommand(app, &exit_code);
   rlmbox::cli::AddCompleteCommand(app, &exit_code);
   rlmbox::cli::AddServeCommand(app, &exit_code);
+  rlmbox::cli::AddWorkflowCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "http/exec_server.h"
+#include "nodes/tracing.h"
 #include "service/log.h"
 
 namespace rlmbox::cli {
@@ -22,6 +23,8 @@ struct ServeExecOptions {
   size_t workers = 0;
   size_t max_queue = 64;
   std::string guest_dir;
+  std::string tools_dir;
+  std::string profiles_file;
 };
 
 // Reads a positive number from the environment, or `fallback`.
@@ -51,6 +54,25 @@ int Serve(const ServeExecOptions& o) {
   so.workers = o.workers;
   so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
+  if (!o.tools_dir.empty() || std::getenv("RLMBOX_TOOLS_DIR") != nullptr) {
+    const std::string dir = !o.tools_dir.empty() ? o.tools_dir : std::getenv("RLMBOX_TOOLS_DIR");
+    auto tools = nodes::ToolRegistry::Load(dir);
+    if (!tools.ok()) {
+      std::cerr << "rlmbox: " << tools.status().message() << "\n";
+      return 64;
+    }
+    so.tools = std::move(*tools);
+  }
+  so.profiles = service::BuiltinProfiles(so.execution_timeout);
+  const std::string profiles_file = !o.profiles_file.empty() ? o.profiles_file
+                                    : std::getenv("RLMBOX_PROFILES") ? std::getenv("RLMBOX_PROFILES")
+                                                                     : "";
+  if (!profiles_file.empty()) {
+    if (Status s = service::ApplyProfileConfig(profiles_file, so.profiles, so.ceilings); !s.ok()) {
+      std::cerr << "rlmbox: " << s.message() << "\n";
+      return 64;
+    }
+  }
 
   // Before any thread exists: every thread inherits the blocked stop signals.
   const sigset_t stop_signals = BlockStopSignals();
@@ -75,9 +97,12 @@ int Serve(const ServeExecOptions& o) {
       executor::Executor::Options{.warm_sandboxes = o.warm,
                                   .pool_threads = std::max(1u, std::thread::hardware_concurrency())});
   http::ExecServer server(executor, so);
+  nodes::InitTracingFromEnv("rlmbox-exec");
 
-  return ServeUntilStopped(stop_signals, [&server] { return server.Run(); },
-                           [&server] { server.Stop(); });
+  int rc = ServeUntilStopped(stop_signals, [&server] { return server.Run(); },
+                             [&server] { server.Stop(); });
+  nodes::ShutdownTracing();
+  return rc;
 }
 
 }  // namespace
@@ -94,10 +119,15 @@ void AddServeExecCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--max-queue", o->max_queue, "Executions waiting for a worker before 429")
       ->capture_default_str();
   cmd->add_option("--guest-dir", o->guest_dir, "Directory holding guest.wasm and lib/");
+  cmd->add_option("--tools-dir", o->tools_dir,
+                  "Directory of tool sources for tool nodes (NAME.py defining execute(**kwargs))");
+  cmd->add_option("--profiles", o->profiles_file,
+                  "Profile config file (JSON or YAML; docs/nodes.md)");
   cmd->footer(
       "Environment: MAX_SESSIONS (100), SESSION_TTL seconds (3600), EXECUTION_TIMEOUT seconds\n"
       "(30), MAX_REQUEST_BYTES (64 MiB), RLMBOX_TOKEN (bearer token; unset = no auth),\n"
-      "LOG_LEVEL (info).");
+      "RLMBOX_TOOLS_DIR, RLMBOX_PROFILES (as the options), OTEL_EXPORTER_OTLP_ENDPOINT\n"
+      "(export traces over OTLP/HTTP), LOG_LEVEL (info).");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 }
 

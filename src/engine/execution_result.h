@@ -29,6 +29,10 @@ struct ExecutionResult {
   // True when a hard stop forced the sandbox to be replaced: a session's
   // variables are gone (its context is reloaded).
   bool sandbox_reset = false;
+  // The cell's value for non-REPL modes (CellOptions): JSON data, and the
+  // Python type name it came from ("bool", "dict", ...).
+  std::optional<nlohmann::json> value;
+  std::string value_type;
 
   // The HTTP/CLI shape: success, stdout, stderr, locals, execution_time, error,
   // outcome, execution_id, fuel_used, memory_peak_bytes (+ extras when set).

@@ -267,8 +267,22 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   return c;
 }
 
+namespace {
+
+const char* ModeName(CellOptions::Mode mode) {
+  switch (mode) {
+    case CellOptions::Mode::kRepl: return "repl";
+    case CellOptions::Mode::kNode: return "node";
+    case CellOptions::Mode::kEval: return "eval";
+    case CellOptions::Mode::kTemplate: return "template";
+  }
+  return "repl";
+}
+
+}  // namespace
+
 ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
-                                 HostCallHandler* handler) {
+                                 HostCallHandler* handler, const CellOptions& options) {
   ExecutionResult r;
   r.execution_id = NewExecutionId();
   if (!wasm_->usable) {
@@ -277,6 +291,14 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
     return r;
   }
   nlohmann::json req = {{"code", code}, {"max_output_bytes", limits.max_output_bytes}};
+  if (options.mode != CellOptions::Mode::kRepl) req["mode"] = ModeName(options.mode);
+  if (options.allowed_imports) req["allowed_imports"] = *options.allowed_imports;
+  if (options.vars.is_object() && !options.vars.empty()) req["vars"] = options.vars;
+  if (!options.call_function.empty()) {
+    req["call"] = {{"function", options.call_function},
+                   {"kwargs", options.call_kwargs.is_object() ? options.call_kwargs
+                                                              : nlohmann::json::object()}};
+  }
   Call c = Invoke(kOpExecute, req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                   limits, handler);
   r.execution_time_s = std::chrono::duration<double>(c.elapsed).count();
@@ -334,6 +356,10 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
   if (reply.contains("answer") && reply["answer"].is_object() &&
       reply["answer"].value("ready", false) == true && reply["answer"]["content"].is_string()) {
     r.final_answer = reply["answer"]["content"].get<std::string>();
+  }
+  if (options.mode != CellOptions::Mode::kRepl && reply.contains("value")) {
+    r.value = reply["value"];
+    r.value_type = str("value_type");
   }
   const std::string exc_type = str("exception_type");
   bool truncated = reply.value("stdout_truncated", false) || reply.value("stderr_truncated", false);

@@ -14,6 +14,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -37,6 +39,27 @@ struct ContextValue {
   std::string data;
 };
 
+// What a cell runs beyond its code: the workflow node modes and the import
+// policy (docs/nodes.md). The default is a plain REPL cell.
+struct CellOptions {
+  enum class Mode {
+    kRepl,      // echo the last expression, like a notebook
+    kNode,      // value = what the code assigns to `output`, else its last expression
+    kEval,      // the code is one expression; value = its result
+    kTemplate,  // the code is a str.format template rendered against the variables
+  };
+  Mode mode = Mode::kRepl;
+  // Modules the cell may import (enforced in the guest; fixed for the sandbox
+  // once set). Unset = no import policy.
+  std::optional<std::vector<std::string>> allowed_imports;
+  // A JSON object whose keys become variables before the cell runs.
+  nlohmann::json vars;
+  // Called after the cell with `call_kwargs` (tool nodes: execute(**tool_args));
+  // its return value is the cell's value.
+  std::string call_function;
+  nlohmann::json call_kwargs;
+};
+
 class Sandbox {
  public:
   ~Sandbox();
@@ -46,7 +69,7 @@ class Sandbox {
   // Runs `code` as one REPL cell. Never fails: how it ended is the outcome.
   // `handler` answers llm_query & co; null means such calls raise in the guest.
   ExecutionResult Execute(std::string_view code, const Limits& limits,
-                          HostCallHandler* handler);
+                          HostCallHandler* handler, const CellOptions& options = {});
 
   // Binds `context` in the REPL (kept across cells, restored if reassigned).
   // Errors: kInvalidArgument for invalid JSON, or when it does not fit in the

@@ -19,7 +19,8 @@ Result<engine::ExecutionResult> Executor::Execute(const ExecuteRequest& request)
       return s;
     }
   }
-  engine::ExecutionResult result = sandbox->Execute(request.code, request.limits, request.handler);
+  engine::ExecutionResult result = sandbox->Execute(request.code, request.limits, request.handler,
+                                                      request.cell);
   result.sandbox_reset = false;  // stateless: every run starts fresh anyway
   pool_.Retire(std::move(sandbox));
   return result;
@@ -45,13 +46,14 @@ Status Session::EnsureSandbox(const engine::Limits& limits) {
 
 Result<engine::ExecutionResult> Session::Execute(std::string_view code,
                                                  const engine::Limits& limits,
-                                                 engine::HostCallHandler* handler) {
+                                                 engine::HostCallHandler* handler,
+                                                 const engine::CellOptions& cell) {
   if (code.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return InvalidArgument("Code is required");
   }
   std::lock_guard lock(mu_);
   RETURN_IF_ERROR(EnsureSandbox(limits));
-  engine::ExecutionResult result = sandbox_->Execute(code, limits, handler);
+  engine::ExecutionResult result = sandbox_->Execute(code, limits, handler, cell);
   if (!sandbox_->usable()) {
     result.sandbox_reset = true;
     // Replace it now so the next call does not pay for it (best effort: a

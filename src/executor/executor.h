@@ -28,6 +28,7 @@ struct ExecuteRequest {
   std::optional<engine::ContextValue> context;  // bound as `context` before the code runs
   engine::Limits limits;
   engine::HostCallHandler* handler = nullptr;   // answers llm_query & co; may be null
+  engine::CellOptions cell;                     // node mode, import policy, variables
 };
 
 class Session;
@@ -71,7 +72,8 @@ class Session {
   // Errors: kInvalidArgument for empty code; kResourceExhausted when the
   // sandbox must be replaced and no slot is free.
   Result<engine::ExecutionResult> Execute(std::string_view code, const engine::Limits& limits,
-                                          engine::HostCallHandler* handler);
+                                          engine::HostCallHandler* handler,
+                                          const engine::CellOptions& cell = {});
   // Binds `context`; kept for the session's life. Errors: as Sandbox::SetContext.
   Status SetContext(engine::ContextValue context, const engine::Limits& limits);
   // Errors: kNotFound when the variable is not defined.

@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "http/http_status.h"
+#include "nodes/workflow.h"
+#include "service/document.h"
 #include "service/execution_gate.h"
 #include "service/host_call_bridge.h"
 #include "service/log.h"
@@ -72,11 +74,14 @@ struct ExecServer::Impl {
   Impl(executor::Executor& ex, ExecServerOptions o)
       : executor(ex),
         options(std::move(o)),
-        profiles(service::BuiltinProfiles(options.execution_timeout)),
+        profiles(options.profiles.empty() ? service::BuiltinProfiles(options.execution_timeout)
+                                          : options.profiles),
         sessions(ex, options.max_sessions, options.session_ttl),
         gate(options.workers ? options.workers
                              : std::max<size_t>(1, std::thread::hardware_concurrency()),
-             options.max_queue) {}
+             options.max_queue),
+        node_runner(ex, {profiles, options.ceilings, options.tools}),
+        workflows(node_runner, {options.workflow_parallelism, "", 8, 1'000}) {}
 
   void Reply(httplib::Response& res, int status, const json& body) {
     res.status = status;
@@ -100,6 +105,8 @@ struct ExecServer::Impl {
   void StreamSessionExecute(std::shared_ptr<service::SessionEntry> entry, std::string code,
                             engine::Limits limits, httplib::Response& res);
   void PutContext(const httplib::Request& req, httplib::Response& res);
+  // POST /nodes/execute and POST /workflows/run (plain JSON or NDJSON stream).
+  void RunNodes(const httplib::Request& req, httplib::Response& res, bool workflow);
 
   executor::Executor& executor;
   ExecServerOptions options;
@@ -110,7 +117,70 @@ struct ExecServer::Impl {
   service::Metrics metrics;
   httplib::Server server;
   std::atomic<int> bound_port{0};
+  nodes::NodeRunner node_runner;
+  nodes::WorkflowRunner workflows;
 };
+
+void ExecServer::Impl::RunNodes(const httplib::Request& req, httplib::Response& res,
+                                bool workflow) {
+  auto body = ParseBody(req, false);
+  if (!body.ok()) return ReplyError(res, body.status());
+  json wf;
+  if (workflow) {
+    if (!body->contains("workflow")) return ReplyError(res, InvalidArgument("'workflow' is required"));
+    wf = (*body)["workflow"];
+    if (wf.is_string()) {
+      auto parsed = service::ParseDocument(wf.get<std::string>(), "the workflow");
+      if (!parsed.ok()) return ReplyError(res, parsed.status());
+      wf = *parsed;
+    }
+  }
+  const json inputs = body->value("inputs", json(nullptr));
+  // Runs the node or workflow; a request error becomes {"error","code"}.
+  auto run = [this, workflow, wf, inputs, body = *body](engine::HostCallHandler* handler)
+      -> std::pair<int, json> {
+    Result<json> out = [&]() -> Result<json> {
+      if (workflow) return workflows.Run(wf, inputs, handler, nodes::Span());
+      auto r = node_runner.Run(body, handler, nodes::Span());
+      if (!r.ok()) return r.status();
+      return r->ToJson();
+    }();
+    if (!out.ok()) {
+      const std::string code(StatusCodeName(out.status().code()));
+      metrics.ObserveHostError(code);
+      return {HttpStatusFor(out.status()), json{{"error", out.status().message()}, {"code", code}}};
+    }
+    return {200, *out};
+  };
+  if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
+  auto slot = std::make_shared<service::GateSlot>(gate);
+  if (!WantsNdjson(req)) {
+    auto [status, out] = run(nullptr);
+    return Reply(res, status, out);
+  }
+  // Streamed: model calls (llm and agent nodes) go to the caller as host_call
+  // events, answered at POST /runs/{run_id}/calls/{call_id}.
+  const std::string run_id = "run-" + service::RandomId();
+  res.status = 200;
+  res.set_chunked_content_provider(
+      kNdjson, [this, run, run_id, slot](size_t, httplib::DataSink& sink) {
+        auto write_mu = std::make_shared<std::mutex>();
+        auto emit = [&sink, write_mu, run_id](const json& event) {
+          json e = event;
+          e["run_id"] = run_id;
+          std::string line = Dump(e) + "\n";
+          std::lock_guard lock(*write_mu);
+          return sink.is_writable() && sink.write(line.data(), line.size());
+        };
+        service::StreamingHostCallHandler handler(run_id, calls, emit, [] {}, [] {});
+        auto [status, out] = run(&handler);
+        out["event"] = "result";
+        if (status != 200) out["status"] = status;
+        if (!handler.disconnected()) emit(out);
+        sink.done();
+        return true;
+      });
+}
 
 void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& res) {
   auto body = ParseBody(req, false);
@@ -288,6 +358,18 @@ void ExecServer::Impl::Routes() {
   });
   server.Post(R"(/session/([^/]+)/calls/([^/]+))", [this](const httplib::Request& req,
                                                          httplib::Response& res) {
+    auto body = ParseBody(req, false);
+    if (!body.ok()) return ReplyError(res, body.status());
+    Status s = calls.Answer(req.matches[1].str(), req.matches[2].str(), *body);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, 200, json{{"status", "ok"}});
+  });
+  server.Post("/nodes/execute",
+              [this](const httplib::Request& q, httplib::Response& r) { RunNodes(q, r, false); });
+  server.Post("/workflows/run",
+              [this](const httplib::Request& q, httplib::Response& r) { RunNodes(q, r, true); });
+  server.Post(R"(/runs/([^/]+)/calls/([^/]+))", [this](const httplib::Request& req,
+                                                      httplib::Response& res) {
     auto body = ParseBody(req, false);
     if (!body.ok()) return ReplyError(res, body.status());
     Status s = calls.Answer(req.matches[1].str(), req.matches[2].str(), *body);

@@ -13,6 +13,8 @@
 #include "base/status.h"
 #include "engine/limits.h"
 #include "executor/executor.h"
+#include "nodes/node_runner.h"
+#include "service/profiles.h"
 
 namespace rlmbox::http {
 
@@ -28,6 +30,10 @@ struct ExecServerOptions {
   size_t max_queue = 64;                     // waiting executions before 429
   size_t http_threads = 64;                  // connections served at once
   engine::LimitCeilings ceilings;
+  // Profiles (empty: the built-in ones) and the tools of `tool` nodes.
+  std::vector<service::Profile> profiles;
+  nodes::ToolRegistry tools;
+  size_t workflow_parallelism = 2;  // nodes of one workflow run at once
 };
 
 class ExecServer {

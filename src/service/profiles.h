@@ -18,7 +18,22 @@ namespace rlmbox::service {
 struct Profile {
   std::string name;
   engine::Limits limits;
+  // Modules code under this profile may import; a request may narrow it but
+  // not widen it. Unset = no import policy unless the request sets one.
+  std::optional<std::vector<std::string>> allowed_imports;
 };
+
+// The built-in profiles with a config file's changes applied (JSON or YAML):
+//   {"profiles": {"code": {"memory_mb": 64, "timeout": 5, "fuel": 1e10,
+//                          "max_output_bytes": 65536, "allowed_imports": [...]},
+//                 "mine": {...}},            # new names are new profiles
+//    "ceilings": {"memory_mb": 1024, "timeout": 120, "fuel": ..., "max_output_bytes": ...}}
+// Errors: kInvalidArgument naming the file and what is wrong in it.
+Status ApplyProfileConfig(const std::string& path, std::vector<Profile>& profiles,
+                          engine::LimitCeilings& ceilings);
+
+// The profile called `name`, or null.
+const Profile* FindProfile(const std::vector<Profile>& profiles, std::string_view name);
 
 // The built-in profiles: code 32 MB/10 s, tool 64 MB/5 s, agent 128 MB/30 s,
 // llm 16 MB/2 s, condition 8 MB/1 s, loop 64 MB/60 s (seed 004), rlm 512 MB/
