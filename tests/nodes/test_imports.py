@@ -1,0 +1,103 @@
+"""allowed_imports, the seed's "security audit": code under an import policy
+tries every route around it we know of. Each attempt must fail with the
+policy's refusal, and allowed modules must keep working."""
+import pytest
+
+ALLOWED = ["json", "math", "operator", "string", "typing", "collections"]
+
+# (name, code): each tries to reach a module outside ALLOWED.
+BYPASSES = [
+    ("import_statement", "import os"),
+    ("from_import", "from os import path"),
+    ("dunder_import", "__import__('os')"),
+    ("builtins_dict_import", "__builtins__['__import__']('sys')"),
+    ("exec_import", "exec('import os')"),
+    ("eval_import", "eval(\"__import__('sys')\")"),
+    ("compile_then_exec", "exec(compile('import sys', 'x', 'exec'))"),
+    ("importlib", "import importlib\nimportlib.import_module('os')"),
+    ("sys_modules", "import sys\nsys.modules['os']"),
+    ("snapshot_preloaded_module", "import hashlib"),  # imported at snapshot time
+    ("subclasses_walk", "[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close']"),
+    ("getattr_dunder", "getattr(object, '__subclasses__')()"),
+    ("builtin_self", "print.__self__.__import__('os')"),
+    ("getattr_builtin_self", "getattr(print, '__sel' + 'f__')"),
+    ("function_globals", "json_dumps = __import__('json').dumps\njson_dumps.__globals__['sys']"),
+    ("allowed_module_chain", "import json\njson.decoder.re.enum.sys"),
+    ("from_allowed_submodule", "from json.decoder import re"),
+    ("vars_of_type", "vars(object)['__subclasses__'](object)"),
+    ("operator_attrgetter", "import operator\noperator.attrgetter('__globals__')"),
+    ("string_formatter", "import string\nstring.Formatter().get_field('0.__globals__', [len], {})"),
+    ("typing_forward_ref", "import typing\ntyping.get_args(typing.List['x'])[0]._evaluate(None, None, None)"),
+    ("generator_frame", "g = (i for i in [1])\ng.gi_frame.f_globals"),
+    ("traceback_frames", "try:\n  1/0\nexcept Exception as e:\n  e.__traceback__.tb_frame.f_globals"),
+    ("match_class_attr", "match print:\n  case object(__self__=b):\n    b.__import__('os')"),
+    ("fstring_attr", "f'{print.__self__}'"),
+    ("shadow_guard", "_rlmbox_getattr = lambda o, n: o"),
+    ("relative_import", "from . import os"),
+    ("star_from_unallowed", "from os import *"),
+    ("mro_walk", "type(1).mro()[-1]"),
+]
+
+
+@pytest.mark.parametrize("name,code", BYPASSES, ids=[b[0] for b in BYPASSES])
+def test_bypass_attempt_is_refused(svc, name, code):
+    status, r = svc.post("/nodes/execute", {"type": "code", "code": code,
+                                            "allowed_imports": ALLOWED})
+    assert status == 200, r
+    assert r["success"] is False, (name, r)
+    assert r["outcome"] == "exception", r
+    assert "not allowed" in r["error"] or "reserved" in r["error"] \
+        or "no attribute" in r["error"] or "cannot import name" in r["error"] \
+        or "KeyError: '__" in r["error"], r  # vars() hands out no dunder entries
+
+
+def test_at_least_twelve_attempts():
+    assert len(BYPASSES) >= 12
+
+
+ALLOWED_USES = [
+    ("import json\njson.loads('[1, 2]')", [1, 2]),
+    ("from math import sqrt\nsqrt(16)", 4.0),
+    ("import operator\nsum(map(operator.mul, [1, 2], [3, 4]))", 11),
+    ("from collections import Counter\nCounter('aab')['a']", 2),
+    ("from typing import List\nx: List[int] = [1]\nx", [1]),
+    ("from json import decoder\ndecoder.JSONDecoder().decode('3')", 3),
+    ("class A:\n  def __init__(self):\n    super().__init__(); self.v = 5\nA().v", 5),
+    ("exec('y = 7')\ny", 7),
+    ("eval('2 ** 5')", 32),
+    ("type(3).__name__", "int"),
+    ("import string\nstring.ascii_lowercase[:3]", "abc"),
+]
+
+
+@pytest.mark.parametrize("code,expected", ALLOWED_USES)
+def test_allowed_modules_work(svc, code, expected):
+    status, r = svc.post("/nodes/execute", {"type": "code", "code": code,
+                                            "allowed_imports": ALLOWED})
+    assert r["success"], r
+    assert r["output"] == expected
+
+
+def test_modules_that_expose_the_interpreter_cannot_be_allowed(svc):
+    for module in ["sys", "builtins", "importlib", "gc", "inspect", "pickle", "types", "_imp"]:
+        status, r = svc.post("/nodes/execute", {"type": "code", "code": "1",
+                                                "allowed_imports": [module]})
+        assert status == 400 and "cannot be allowed" in r["error"], (module, r)
+
+
+def test_profile_allowlist_can_be_narrowed_not_widened(svc):
+    # The "strict" profile (conftest) allows math and json.
+    status, r = svc.post("/nodes/execute", {"type": "code", "profile": "strict",
+                                            "code": "import os"})
+    assert status == 200 and "not allowed" in r["error"]
+    status, r = svc.post("/nodes/execute", {"type": "code", "profile": "strict",
+                                            "code": "import json\n1", "allowed_imports": ["math"]})
+    assert not r["success"] and "json" in r["error"]
+    status, r = svc.post("/nodes/execute", {"type": "code", "profile": "strict",
+                                            "code": "1", "allowed_imports": ["os"]})
+    assert status == 400 and "not allowed by the 'strict' profile" in r["error"]
+
+
+def test_without_a_policy_imports_are_free(svc):
+    status, r = svc.post("/nodes/execute", {"type": "code", "code": "import os, sys\nos.sep"})
+    assert r["success"] and r["output"] == "/"
