@@ -69,6 +69,7 @@ _INTERNALS = frozenset({
     "func_globals", "func_code", "mro", "_module", "_evaluate", "evaluate",
 })
 
+_TEMPLATE_FIELD = __import__("re").compile(r"[.\[]\s*([A-Za-z_]\w*)")
 _RESERVED_PREFIX = "_rlmbox"
 _GUARD = "_rlmbox_getattr"
 _module_type = type(builtins)
@@ -311,6 +312,13 @@ class Policy:
         tree = ast.parse(source, filename, mode)
         tree = _Checker(filename).visit(tree)
         return ast.fix_missing_locations(tree)
+
+    def check_template(self, template):
+        """Refuses a str.format template that reads forbidden attributes."""
+        for match in _TEMPLATE_FIELD.finditer(template):
+            name = match.group(1)
+            if not _attr_allowed(name):
+                raise PolicyViolation(f"access to the attribute '{name}' is not allowed")
 
     def check_tree(self, tree, filename):
         return ast.fix_missing_locations(_Checker(filename).visit(tree))

@@ -342,6 +342,8 @@ def _run_cell(code, filename, mode="repl"):
         if _state["interrupted"]:
             raise SandboxInterrupt("execution stopped: a limit was reached")
         if mode == "template":
+            if policy is not None:
+                policy.check_template(code)
             return code.format_map(_TemplateVars())
         if mode == "eval":
             return eval(compile(tree, filename, "eval"), _ns)

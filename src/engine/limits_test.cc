@@ -125,6 +125,7 @@ TEST(Limits, DeepRecursionEndsCleanly) {
   // Unbounded Python recursion only grows frames on the heap: the memory cap ends it.
   Limits small = testing::FastLimits();
   small.memory_bytes = 64ull << 20;
+  small.timeout = std::chrono::seconds(60);  // ends by memory; time only matters on a loaded box
   auto forced = RunCode("import sys\nsys.setrecursionlimit(10**8)\n"
                         "def f(n):\n    return f(n + 1)\nf(0)", small);
   EXPECT_TRUE(forced.outcome == Outcome::kException || forced.outcome == Outcome::kCrashed ||

@@ -129,8 +129,29 @@ Result<NodeRunner::Prepared> NodeRunner::Prepare(const json& node) const {
   if (node.contains("limits")) limits_request["limits"] = node["limits"];
   ASSIGN_OR_RETURN(p.limits, service::ResolveLimits(limits_request, options_.profiles,
                                                     options_.ceilings));
-  const service::Profile* profile = service::FindProfile(options_.profiles, p.profile);
-  p.allowed_imports = profile->allowed_imports;
+  // The operator's lists bind: the node type's profile and the one the
+  // request names (a request cannot escape its type's list by naming another
+  // profile). A request's own list may only narrow them.
+  std::vector<const service::Profile*> binding;
+  for (const std::string& name : {p.type, p.profile}) {
+    const service::Profile* prof = service::FindProfile(options_.profiles, name);
+    if (prof != nullptr && prof->allowed_imports) binding.push_back(prof);
+  }
+  auto permitted = [&](const std::string& module) -> const service::Profile* {
+    for (const service::Profile* prof : binding) {
+      const auto& list = *prof->allowed_imports;
+      if (std::find(list.begin(), list.end(), module) == list.end()) return prof;
+    }
+    return nullptr;
+  };
+  if (!binding.empty()) p.allowed_imports = binding.back()->allowed_imports;
+  if (binding.size() == 2) {  // both bind: what both allow
+    std::vector<std::string> both;
+    for (const auto& m : *binding[1]->allowed_imports) {
+      if (permitted(m) == nullptr) both.push_back(m);
+    }
+    p.allowed_imports = std::move(both);
+  }
   if (node.contains("allowed_imports") && !node["allowed_imports"].is_null()) {
     const json& list = node["allowed_imports"];
     if (!list.is_array()) return InvalidArgument("allowed_imports must be a list of module names");
@@ -138,11 +159,9 @@ Result<NodeRunner::Prepared> NodeRunner::Prepare(const json& node) const {
     for (const auto& item : list) {
       if (!item.is_string()) return InvalidArgument("allowed_imports must be a list of module names");
       const std::string name = item.get<std::string>();
-      if (profile->allowed_imports &&
-          std::find(profile->allowed_imports->begin(), profile->allowed_imports->end(), name) ==
-              profile->allowed_imports->end()) {
+      if (const service::Profile* refusing = permitted(name)) {
         return InvalidArgument("allowed_imports: '" + name + "' is not allowed by the '" +
-                               p.profile + "' profile");
+                               refusing->name + "' profile");
       }
       modules.push_back(name);
     }
@@ -205,8 +224,13 @@ Result<NodeResult> NodeRunner::Run(const json& node, engine::HostCallHandler* ha
     return r;
   };
 
-  if (p.type == "loop") return finish(RunLoop(node, p, handler, span));
-  if (p.type == "llm" || p.type == "agent") return finish(RunModelCall(node, p, handler, span));
+  if (p.type == "loop" || p.type == "llm" || p.type == "agent") {
+    NodeResult r = p.type == "loop" ? RunLoop(node, p, handler, span)
+                                    : RunModelCall(node, p, handler, span);
+    // A malformed field is the request's fault, as for the other types.
+    if (r.outcome == "bad_request") return InvalidArgument(r.error.value_or("bad request"));
+    return finish(std::move(r));
+  }
 
   CellOptions cell;
   cell.vars = p.context;
@@ -238,6 +262,7 @@ Result<NodeResult> NodeRunner::Run(const json& node, engine::HostCallHandler* ha
   out.outcome = "ok";
   out.output = r.value.value_or(nullptr);
   if (p.type == "condition" && r.value_type != "bool") {
+    out.output = nullptr;
     return finish(FailedWith(out, "exception",
                              "TypeError: a condition must evaluate to a bool, not " +
                                  (r.value_type.empty() ? std::string("nothing") : r.value_type)));
@@ -327,10 +352,11 @@ NodeResult NodeRunner::RunLoop(const json& node, const Prepared& p,
   }
   uint64_t max_iterations = 100;
   if (node.contains("max_iterations") && !node["max_iterations"].is_null()) {
-    if (!node["max_iterations"].is_number_unsigned() || node["max_iterations"].get<uint64_t>() == 0) {
+    const json& m = node["max_iterations"];
+    if (!m.is_number_integer() || m.get<int64_t>() <= 0) {
       return FailedWith(out, "bad_request", "max_iterations must be a positive integer");
     }
-    max_iterations = node["max_iterations"].get<uint64_t>();
+    max_iterations = static_cast<uint64_t>(m.get<int64_t>());
     if (max_iterations > options_.max_loop_iterations) {
       return FailedWith(out, "bad_request",
                         "max_iterations above the limit of " +
@@ -351,6 +377,7 @@ NodeResult NodeRunner::RunLoop(const json& node, const Prepared& p,
       s.Set("rlmbox.outcome", engine::OutcomeName(r->outcome));
       s.Set("rlmbox.fuel", r->fuel_used);
       s.Set("rlmbox.memory_peak_bytes", r->memory_peak_bytes);
+      s.Set("rlmbox.execution_id", r->execution_id);
       if (!r->success) s.Fail(r->error.value_or("failed"));
       if (r->error && r->error->rfind(kPolicyRefusal, 0) == 0) {
         return InvalidArgument(r->error->substr(std::string("PolicyViolation: ").size()));

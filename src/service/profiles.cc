@@ -106,6 +106,12 @@ Status ApplyProfileConfig(const std::string& path, std::vector<Profile>& profile
                                        &p->allowed_imports));
     }
   }
+  for (const auto& p : profiles) {
+    if (p.limits.timeout > ceilings.timeout || p.limits.memory_bytes > ceilings.memory_bytes ||
+        p.limits.fuel > ceilings.fuel || p.limits.max_output_bytes > ceilings.max_output_bytes) {
+      return InvalidArgument(path + ": profile '" + p.name + "' is above the ceilings");
+    }
+  }
   return Status::Ok();
 }
 

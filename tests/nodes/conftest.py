@@ -23,6 +23,7 @@ PROFILES = {
         "code": {"timeout": 1.5},
         "loop": {"timeout": 1},
         "agent": {"timeout": 2},
+        "tool": {"allowed_imports": ["math", "json"]},
         "strict": {"memory_mb": 32, "timeout": 5, "allowed_imports": ["math", "json"]},
     }
 }

@@ -98,6 +98,25 @@ def test_profile_allowlist_can_be_narrowed_not_widened(svc):
     assert status == 400 and "not allowed by the 'strict' profile" in r["error"]
 
 
+def test_naming_another_profile_does_not_escape_the_types_list(svc):
+    # The tool profile (conftest) allows math and json only; "default" has no list.
+    status, r = svc.post("/nodes/execute", {"type": "tool", "tool": "env", "profile": "default"})
+    assert status == 200 and not r["success"] and "'os' is not allowed" in r["error"], r
+    status, r = svc.post("/nodes/execute", {"type": "tool", "tool": "add", "profile": "default",
+                                            "tool_args": {"a": 1, "b": 3}})
+    assert r["success"] and r["output"]["root"] == 2.0
+
+
+def test_llm_templates_are_checked_too(svc):
+    status, r = svc.post("/nodes/execute", {"type": "llm", "allowed_imports": ["json"],
+                                            "prompt": "{llm_query.__globals__}"})
+    assert status == 200 and not r["success"] and "not allowed" in r["error"], r
+    status, r = svc.post("/nodes/execute", {"type": "llm", "allowed_imports": ["json"],
+                                            "prompt": "{x[0]} and {y.real}",
+                                            "context": {"x": [1], "y": 2}})
+    assert "llm nodes need a model" in r["error"]  # rendered fine; no model to call here
+
+
 def test_without_a_policy_imports_are_free(svc):
     status, r = svc.post("/nodes/execute", {"type": "code", "code": "import os, sys\nos.sep"})
     assert r["success"] and r["output"] == "/"

@@ -55,6 +55,7 @@ def test_condition_node(svc):
     assert node(svc, type="condition", expression="'x' in tags", context={"tags": []})["output"] is False
     r = node(svc, type="condition", expression="score + 1", context={"score": 1})
     assert not r["success"] and "must evaluate to a bool, not int" in r["error"]
+    assert r["output"] is None
     r = node(svc, type="condition", expression="x = 1")
     assert not r["success"] and r["error"].startswith("SyntaxError")
 
@@ -189,6 +190,10 @@ def test_bad_nodes_are_clear_400s(svc):
         ({"type": "code", "code": "1", "context": [1]}, "context must be a JSON object"),
         ({"type": "code", "code": "1", "profile": "nope"}, "unknown profile"),
         ({"type": "code", "code": "1", "allowed_imports": "json"}, "list of module names"),
+        ({"type": "loop", "body": "1"}, "exactly one of 'items' or 'while'"),
+        ({"type": "loop", "items": [1], "body": "1", "max_iterations": 0}, "positive integer"),
+        ({"type": "llm"}, "non-empty string 'prompt'"),
+        ({"type": "agent", "query": ""}, "non-empty string 'query'"),
     ]
     for body, message in cases:
         status, reply = svc.post("/nodes/execute", body)

@@ -129,3 +129,23 @@ def test_http_workflow_llm_node_answered_by_the_streaming_caller(svc):
     # The answered call cannot be answered again.
     st, _ = svc.post(f"/runs/{ev['run_id']}/calls/x", {"result": "late"})
     assert st == 404
+
+
+def test_profile_config_errors_are_reported(tmp_path):
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("nodes:\n  - {id: a, type: code, code: 'output = 1'}\n")
+    for config, message in [
+        ({"profiles": {"code": {"memory_mb": 10 ** 6}}}, "above the ceilings"),
+        ({"profiles": {"code": {"speed": 1}}}, "unknown setting 'speed'"),
+        ({"limits": {}}, "unknown key 'limits'"),
+    ]:
+        path = tmp_path / "profiles.json"
+        path.write_text(json.dumps(config))
+        rc, r, _ = run_cli(str(wf), "--profiles", str(path))
+        assert rc == 2 and message in r["error"], (config, r)
+    # A valid YAML config applies: the code node now has 1 MB of room only.
+    path = tmp_path / "profiles.yaml"
+    path.write_text("profiles:\n  code:\n    memory_mb: 1\n")
+    wf.write_text("nodes:\n  - {id: a, type: code, code: 'x = bytearray(32 * 2**20)'}\n")
+    rc, r, _ = run_cli(str(wf), "--profiles", str(path))
+    assert rc == 1 and r["nodes"]["a"]["outcome"] == "memory_exceeded", r
