@@ -356,26 +356,20 @@ void ExecServer::Impl::Routes() {
     out["name"] = req.matches[2].str();
     Reply(res, 200, out);
   });
-  server.Post(R"(/session/([^/]+)/calls/([^/]+))", [this](const httplib::Request& req,
-                                                         httplib::Response& res) {
+  // Answers to host calls: of a session's cell, or of a node / workflow run.
+  auto answer_call = [this](const httplib::Request& req, httplib::Response& res) {
     auto body = ParseBody(req, false);
     if (!body.ok()) return ReplyError(res, body.status());
     Status s = calls.Answer(req.matches[1].str(), req.matches[2].str(), *body);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, 200, json{{"status", "ok"}});
-  });
+  };
+  server.Post(R"(/session/([^/]+)/calls/([^/]+))", answer_call);
+  server.Post(R"(/runs/([^/]+)/calls/([^/]+))", answer_call);
   server.Post("/nodes/execute",
               [this](const httplib::Request& q, httplib::Response& r) { RunNodes(q, r, false); });
   server.Post("/workflows/run",
               [this](const httplib::Request& q, httplib::Response& r) { RunNodes(q, r, true); });
-  server.Post(R"(/runs/([^/]+)/calls/([^/]+))", [this](const httplib::Request& req,
-                                                      httplib::Response& res) {
-    auto body = ParseBody(req, false);
-    if (!body.ok()) return ReplyError(res, body.status());
-    Status s = calls.Answer(req.matches[1].str(), req.matches[2].str(), *body);
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, 200, json{{"status", "ok"}});
-  });
   server.Delete(R"(/session/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     Status s = sessions.Delete(req.matches[1].str());
     if (!s.ok()) return ReplyError(res, s);

@@ -2,19 +2,17 @@
 profile config, and the scripted model."""
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 
 import pytest
 
 HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, "..", "service"))
-from service_process import Service, free_port, read_event  # noqa: E402,F401
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+from service_process import Service, read_event  # noqa: E402,F401
+from model_fixture import model  # noqa: E402,F401  (fixture)
 
 TOOLS = os.path.join(HERE, "tools")
-MODEL_SERVER = os.path.join(HERE, "..", "fixtures", "scripted_model.py")
 
 # Shorter time limits for the profiles whose defaults (10 s, 30 s, 60 s per
 # iteration) would make the tests slow; the others keep the seed's defaults.
@@ -36,30 +34,3 @@ def svc(tmp_path_factory):
     s = Service(args=["--tools-dir", TOOLS, "--profiles", str(config)])
     yield s
     s.stop()
-
-
-@pytest.fixture
-def model(tmp_path):
-    """Starts a scripted model; returns a function(script) -> (base_url, log_path)."""
-    procs = []
-
-    def start(script):
-        port = free_port()
-        path = tmp_path / f"script-{port}.json"
-        path.write_text(json.dumps(script))
-        log = tmp_path / f"requests-{port}.jsonl"
-        p = subprocess.Popen([sys.executable, MODEL_SERVER, "--port", str(port),
-                              "--script", str(path), "--log", str(log)])
-        procs.append(p)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        return f"http://127.0.0.1:{port}/v1", log
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()

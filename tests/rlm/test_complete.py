@@ -2,7 +2,6 @@
 OpenAI-compatible model server as a separate process."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,40 +10,8 @@ import pytest
 
 BIN = os.environ.get("RLMBOX_BIN", "build/rlmbox")
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL_SERVER = os.path.join(HERE, "..", "fixtures", "scripted_model.py")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def model(tmp_path):
-    """Starts a scripted model; returns a function(script) -> (base_url, log_path)."""
-    procs = []
-
-    def start(script):
-        port = free_port()
-        script_path = tmp_path / f"script-{port}.json"
-        script_path.write_text(json.dumps(script))
-        log = tmp_path / f"requests-{port}.jsonl"
-        p = subprocess.Popen([sys.executable, MODEL_SERVER, "--port", str(port),
-                              "--script", str(script_path), "--log", str(log)])
-        procs.append(p)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        return f"http://127.0.0.1:{port}/v1", log
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+from model_fixture import free_port, model  # noqa: E402,F401  (fixture; others import it from here)
 
 
 def complete(base_url, *args, key="test-key", extra_env=None, timeout=120):
