@@ -10,6 +10,7 @@
 #include "executor/executor.h"
 #include "http/exec_server.h"
 #include "nodes/tracing.h"
+#include "service/document.h"
 #include "service/log.h"
 
 namespace rlmbox::cli {
@@ -68,8 +69,12 @@ int Serve(const ServeExecOptions& o) {
                                     : std::getenv("RLMBOX_PROFILES") ? std::getenv("RLMBOX_PROFILES")
                                                                      : "";
   if (!profiles_file.empty()) {
-    if (Status s = service::ApplyProfileConfig(profiles_file, so.profiles, so.ceilings); !s.ok()) {
-      std::cerr << "rlmbox: " << s.message() << "\n";
+    auto config = service::ReadDocument(profiles_file);
+    Status s = config.ok() ? service::ApplyProfileConfig(*config, profiles_file, so.profiles,
+                                                         so.ceilings)
+                           : config.status();
+    if (!s.ok()) {
+      std::cerr << "rlmbox: profile config: " << s.message() << "\n";
       return 64;
     }
   }

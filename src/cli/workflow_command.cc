@@ -90,9 +90,11 @@ int Run(const WorkflowOptions& o) {
   nodes::NodeRunner::Options no;
   no.profiles = service::BuiltinProfiles(ro.cell_limits.timeout);
   if (!o.profiles_file.empty()) {
-    if (Status s = service::ApplyProfileConfig(o.profiles_file, no.profiles, no.ceilings); !s.ok()) {
-      return Fail(s.message(), 2);
-    }
+    auto config = service::ReadDocument(o.profiles_file);
+    Status s = config.ok() ? service::ApplyProfileConfig(*config, o.profiles_file, no.profiles,
+                                                         no.ceilings)
+                           : config.status();
+    if (!s.ok()) return Fail("profile config: " + s.message(), 2);
   }
   if (!o.tools_dir.empty()) {
     auto tools = nodes::ToolRegistry::Load(o.tools_dir);

@@ -1,7 +1,5 @@
 #include "service/profiles.h"
 
-#include "service/document.h"
-
 namespace rlmbox::service {
 namespace {
 
@@ -71,11 +69,8 @@ const Profile* FindProfile(const std::vector<Profile>& profiles, std::string_vie
   return nullptr;
 }
 
-Status ApplyProfileConfig(const std::string& path, std::vector<Profile>& profiles,
-                          engine::LimitCeilings& ceilings) {
-  auto doc = ReadDocument(path);
-  if (!doc.ok()) return InvalidArgument("profile config: " + doc.status().message());
-  const nlohmann::json& j = *doc;
+Status ApplyProfileConfig(const nlohmann::json& j, const std::string& path,
+                          std::vector<Profile>& profiles, engine::LimitCeilings& ceilings) {
   if (!j.is_object()) return InvalidArgument(path + ": expected an object");
   for (const auto& [key, value] : j.items()) {
     if (key != "profiles" && key != "ceilings") {

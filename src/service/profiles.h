@@ -23,14 +23,15 @@ struct Profile {
   std::optional<std::vector<std::string>> allowed_imports;
 };
 
-// The built-in profiles with a config file's changes applied (JSON or YAML):
+// Applies a profile config (a parsed JSON or YAML document, see
+// service/document.h) to `profiles` and `ceilings`:
 //   {"profiles": {"code": {"memory_mb": 64, "timeout": 5, "fuel": 1e10,
 //                          "max_output_bytes": 65536, "allowed_imports": [...]},
 //                 "mine": {...}},            # new names are new profiles
 //    "ceilings": {"memory_mb": 1024, "timeout": 120, "fuel": ..., "max_output_bytes": ...}}
-// Errors: kInvalidArgument naming the file and what is wrong in it.
-Status ApplyProfileConfig(const std::string& path, std::vector<Profile>& profiles,
-                          engine::LimitCeilings& ceilings);
+// Errors: kInvalidArgument naming `where` (the file) and what is wrong.
+Status ApplyProfileConfig(const nlohmann::json& config, const std::string& where,
+                          std::vector<Profile>& profiles, engine::LimitCeilings& ceilings);
 
 // The profile called `name`, or null.
 const Profile* FindProfile(const std::vector<Profile>& profiles, std::string_view name);
