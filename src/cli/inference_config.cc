@@ -63,6 +63,7 @@ Result<std::unique_ptr<Backend>> MakeBackend(const rlm::RlmOptions& options,
     ASSIGN_OR_RETURN(b->runners, http::NewRemoteRunnerFactory(ro));
     b->name = ro.backend_name;
     b->ready = [ro] { return http::RemoteReady(ro); };
+    b->remote = ro;
     return b;
   }
   engine::EngineOptions eo;

@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "http/openai_client.h"
+#include "http/remote_runner.h"
 #include "rlm/rlm.h"
 
 namespace rlmbox::cli {
@@ -27,6 +28,7 @@ struct Backend {
   std::unique_ptr<executor::Executor> executor;  // in-process only
   std::unique_ptr<rlm::CodeRunnerFactory> runners;
   std::function<bool()> ready;
+  std::optional<http::RemoteRunnerOptions> remote;  // sidecar / remote only
 };
 
 // Errors: those of Engine::Create (in-process) or a malformed URL.

@@ -4,13 +4,13 @@
 #include <iostream>
 #include <thread>
 
+#include "cli/node_config.h"
 #include "cli/runtime_paths.h"
 #include "cli/stop_signals.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "http/exec_server.h"
 #include "nodes/tracing.h"
-#include "service/document.h"
 #include "service/log.h"
 
 namespace rlmbox::cli {
@@ -55,29 +55,14 @@ int Serve(const ServeExecOptions& o) {
   so.workers = o.workers;
   so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
-  if (!o.tools_dir.empty() || std::getenv("RLMBOX_TOOLS_DIR") != nullptr) {
-    const std::string dir = !o.tools_dir.empty() ? o.tools_dir : std::getenv("RLMBOX_TOOLS_DIR");
-    auto tools = nodes::ToolRegistry::Load(dir);
-    if (!tools.ok()) {
-      std::cerr << "rlmbox: " << tools.status().message() << "\n";
-      return 64;
-    }
-    so.tools = std::move(*tools);
+  auto node_options = NodeOptions(o.profiles_file, o.tools_dir, so.execution_timeout);
+  if (!node_options.ok()) {
+    std::cerr << "rlmbox: " << node_options.status().message() << "\n";
+    return 64;
   }
-  so.profiles = service::BuiltinProfiles(so.execution_timeout);
-  const std::string profiles_file = !o.profiles_file.empty() ? o.profiles_file
-                                    : std::getenv("RLMBOX_PROFILES") ? std::getenv("RLMBOX_PROFILES")
-                                                                     : "";
-  if (!profiles_file.empty()) {
-    auto config = service::ReadDocument(profiles_file);
-    Status s = config.ok() ? service::ApplyProfileConfig(*config, profiles_file, so.profiles,
-                                                         so.ceilings)
-                           : config.status();
-    if (!s.ok()) {
-      std::cerr << "rlmbox: profile config: " << s.message() << "\n";
-      return 64;
-    }
-  }
+  so.profiles = node_options->profiles;
+  so.ceilings = node_options->ceilings;
+  so.tools = std::move(node_options->tools);
 
   // Before any thread exists: every thread inherits the blocked stop signals.
   const sigset_t stop_signals = BlockStopSignals();

@@ -4,10 +4,12 @@
 #include <iostream>
 
 #include "cli/inference_config.h"
+#include "cli/node_config.h"
 #include "cli/runtime_paths.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "http/openai_client.h"
+#include "nodes/model_calls.h"
 #include "nodes/tracing.h"
 #include "nodes/workflow.h"
 #include "rlm/in_process_runner.h"
@@ -28,51 +30,6 @@ struct WorkflowOptions {
   std::string guest_dir;
 };
 
-// Answers the model calls of llm nodes (llm_query) and agent nodes
-// (rlm_query: an RLM run under the agent profile's limits) with the
-// configured model. Thread-safe (parallel nodes call it concurrently).
-class ModelCalls : public engine::HostCallHandler {
- public:
-  ModelCalls(rlm::LlmClient& llm, executor::Executor& executor, rlm::RlmOptions options)
-      : llm_(llm), executor_(executor), options_(std::move(options)) {}
-
-  engine::HostCallReply Handle(const engine::HostCall& call) override {
-    const std::string model = call.args.contains("model") && call.args["model"].is_string()
-                                  ? call.args["model"].get<std::string>()
-                                  : options_.root_model;
-    const std::string prompt = call.args.value("prompt", std::string());
-    if (call.kind == engine::HostCallKind::kLlmQuery) {
-      auto r = llm_.Complete({{"user", prompt}}, model, call.deadline);
-      if (!r.ok()) return engine::HostCallError{r.status().message()};
-      return json(r->content);
-    }
-    if (call.kind == engine::HostCallKind::kRlmQuery) {
-      rlm::RlmOptions o = options_;
-      o.root_model = model;
-      const json limits = call.args.value("limits", json::object());
-      if (limits.contains("memory_mb") && limits["memory_mb"].is_number()) {
-        o.cell_limits.memory_bytes = limits["memory_mb"].get<uint64_t>() << 20;
-      }
-      o.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-          call.deadline - std::chrono::steady_clock::now());
-      o.cell_limits.timeout = std::min(o.cell_limits.timeout, o.timeout);
-      rlm::InProcessRunnerFactory runners(executor_, o.cell_limits);
-      rlm::Rlm loop(llm_, runners, o);
-      const json context = call.args.value("context", json::object());
-      rlm::RlmResult r = loop.Complete(
-          prompt, engine::ContextValue{engine::ContextValue::Kind::kJson, context.dump()});
-      if (!r.success) return engine::HostCallError{r.error};
-      return json(r.answer);
-    }
-    return engine::HostCallError{"this host call is not available to workflow nodes"};
-  }
-
- private:
-  rlm::LlmClient& llm_;
-  executor::Executor& executor_;
-  const rlm::RlmOptions options_;
-};
-
 int Fail(const std::string& message, int code) {
   std::cout << json{{"success", false}, {"error", message}}.dump() << "\n";
   return code;
@@ -87,20 +44,8 @@ int Run(const WorkflowOptions& o) {
     if (!inputs.is_object()) return Fail("--inputs must be a JSON object", 2);
   }
   rlm::RlmOptions ro = RlmOptionsFromEnv();
-  nodes::NodeRunner::Options no;
-  no.profiles = service::BuiltinProfiles(ro.cell_limits.timeout);
-  if (!o.profiles_file.empty()) {
-    auto config = service::ReadDocument(o.profiles_file);
-    Status s = config.ok() ? service::ApplyProfileConfig(*config, o.profiles_file, no.profiles,
-                                                         no.ceilings)
-                           : config.status();
-    if (!s.ok()) return Fail("profile config: " + s.message(), 2);
-  }
-  if (!o.tools_dir.empty()) {
-    auto tools = nodes::ToolRegistry::Load(o.tools_dir);
-    if (!tools.ok()) return Fail(tools.status().message(), 2);
-    no.tools = std::move(*tools);
-  }
+  auto no = NodeOptions(o.profiles_file, o.tools_dir, ro.cell_limits.timeout);
+  if (!no.ok()) return Fail(no.status().message(), 2);
 
   engine::EngineOptions eo;
   eo.guest_dir = o.guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(o.guest_dir);
@@ -113,11 +58,18 @@ int Run(const WorkflowOptions& o) {
   // Without a usable model configuration, llm and agent nodes fail with a
   // clear error; everything else still runs.
   auto llm = http::NewOpenAiClient(LlmOptionsFromEnv());
-  std::unique_ptr<ModelCalls> model_calls;
-  if (llm.ok()) model_calls = std::make_unique<ModelCalls>(**llm, executor, ro);
+  std::unique_ptr<nodes::ModelCalls> model_calls;
+  if (llm.ok()) {
+    model_calls = std::make_unique<nodes::ModelCalls>(
+        **llm,
+        [&executor](const engine::Limits& limits) {
+          return std::make_unique<rlm::InProcessRunnerFactory>(executor, limits);
+        },
+        ro);
+  }
 
   nodes::InitTracingFromEnv("rlmbox");
-  nodes::NodeRunner node_runner(executor, std::move(no));
+  nodes::NodeRunner node_runner(executor, std::move(*no));
   nodes::WorkflowOptions wo;
   wo.parallelism = std::max<size_t>(1, o.parallelism);
   wo.base_dir = std::filesystem::absolute(o.file).parent_path().string();

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "http/http_status.h"
+#include "service/document.h"
 #include "service/log.h"
 #include "service/metrics.h"
 #include "service/session_manager.h"
@@ -121,6 +122,25 @@ struct InferenceServer::Impl {
     Reply(res, 200, out);
   }
 
+  void RunWorkflow(const httplib::Request& req, httplib::Response& res) {
+    auto body = Body(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    if (!body->contains("workflow")) return ReplyError(res, InvalidArgument("'workflow' is required"));
+    json wf = (*body)["workflow"];
+    if (wf.is_string()) {
+      auto parsed = service::ParseDocument(wf.get<std::string>(), "the workflow");
+      if (!parsed.ok()) return ReplyError(res, parsed.status());
+      wf = *parsed;
+    }
+    nodes::ModelCalls calls(llm, options.agent_runners, options.rlm);
+    auto out = options.run_workflow(wf, body->value("inputs", json(nullptr)), &calls);
+    if (!out.ok()) return ReplyError(res, out.status());
+    service::LogEvent(LogLevel::kInfo, "workflow",
+                      {{"success", (*out)["success"]}, {"failed_node", (*out)["failed_node"]},
+                       {"duration_ms", (*out)["duration_ms"]}});
+    Reply(res, 200, *out);
+  }
+
   void ChatCompletions(const httplib::Request& req, httplib::Response& res) {
     auto body = Body(req);
     if (!body.ok()) return ReplyError(res, body.status());
@@ -231,6 +251,11 @@ InferenceServer::InferenceServer(rlm::LlmClient& llm, rlm::CodeRunnerFactory& ru
   s.server.Post("/v1/chat/completions", [&s](const httplib::Request& q, httplib::Response& r) {
     s.ChatCompletions(q, r);
   });
+  if (s.options.run_workflow) {
+    s.server.Post("/workflows/run", [&s](const httplib::Request& q, httplib::Response& r) {
+      s.RunWorkflow(q, r);
+    });
+  }
 }
 
 InferenceServer::~InferenceServer() = default;

@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 #include "rlm/llm_client.h"
+#include "nodes/model_calls.h"
 #include "rlm/rlm.h"
 
 namespace rlmbox::http {
@@ -23,6 +24,13 @@ struct InferenceServerOptions {
   rlm::RlmOptions rlm;            // defaults; a request may pick model and max_depth
   std::function<bool()> backend_ready;  // /ready
   std::string backend_name;
+  // POST /workflows/run: runs a workflow on the REPL backend; llm and agent
+  // nodes are answered by `handler` here, where the key is. Unset: no route.
+  std::function<Result<nlohmann::json>(const nlohmann::json& workflow, const nlohmann::json& inputs,
+                                       engine::HostCallHandler* handler)>
+      run_workflow;
+  // The REPLs an agent node's RLM runs its cells in, under the given limits.
+  nodes::ModelCalls::RunnersFor agent_runners;
 };
 
 class InferenceServer {

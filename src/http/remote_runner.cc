@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <future>
+
 #include <nlohmann/json.hpp>
 
 namespace rlmbox::http {
@@ -57,6 +59,72 @@ std::optional<engine::HostCallKind> KindFromName(const std::string& s) {
   return std::nullopt;
 }
 
+// One host_call event answered with `handler`, posted to `answer_path`.
+void Answer(const RemoteRunnerOptions& options, const json& ev, engine::HostCallHandler* handler,
+            std::chrono::steady_clock::time_point deadline, const std::string& answer_path) {
+  auto kind = KindFromName(ev.value("kind", ""));
+  json answer;
+  if (handler == nullptr || !kind || !ev.contains("args") || !ev["args"].is_object()) {
+    answer = {{"error", "this caller cannot answer that host call"}};
+  } else {
+    engine::HostCallReply reply = handler->Handle({*kind, ev["args"], deadline});
+    if (auto* err = std::get_if<engine::HostCallError>(&reply)) {
+      answer = {{"error", err->message}};
+    } else {
+      answer = {{"result", std::get<json>(reply)}};
+    }
+  }
+  auto cli = NewClient(options);
+  auto r = cli->Post(answer_path.c_str(), answer.dump(-1, ' ', false, json::error_handler_t::replace),
+                     "application/json");
+  (void)r;  // a refused answer (e.g. after the deadline) ends the call on its own
+}
+
+}  // namespace
+
+Result<json> StreamWithHostCalls(const RemoteRunnerOptions& options, const std::string& path,
+                                 const json& body, engine::HostCallHandler* handler,
+                                 std::chrono::steady_clock::time_point deadline,
+                                 const std::function<std::string(const json&)>& answer_path) {
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.set_header("Accept", "application/x-ndjson");
+  req.set_header("Content-Type", "application/json");
+  req.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string buffer;
+  std::optional<json> result;
+  // Calls are answered on their own threads, so calls that are open at once
+  // (a batch, parallel workflow nodes) are answered at once.
+  std::vector<std::future<void>> answers;
+  auto client = NewClient(options);  // the stream holds this connection
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    buffer.append(data, n);
+    size_t nl;
+    while ((nl = buffer.find('\n')) != std::string::npos) {
+      json ev = json::parse(buffer.substr(0, nl), nullptr, false);
+      buffer.erase(0, nl + 1);
+      if (!ev.is_object()) continue;
+      const std::string type = ev.value("event", "");
+      if (type == "result") {
+        result = std::move(ev);
+      } else if (type == "host_call") {
+        answers.push_back(std::async(std::launch::async, Answer, std::cref(options), ev, handler,
+                                     deadline, answer_path(ev)));
+      }
+    }
+    return true;
+  };
+  auto r = client->send(req);
+  for (auto& a : answers) a.wait();
+  if (!r) return Unavailable("the execution plane is unreachable (" + to_string(r.error()) + ")");
+  if (r->status != 200) return ErrorFrom(r, "the request");
+  if (!result) return Unavailable("the execution plane closed the stream without a result");
+  return *result;
+}
+
+namespace {
+
 class RemoteRunner : public rlm::CodeRunner {
  public:
   RemoteRunner(RemoteRunnerOptions o, std::string session_id)
@@ -81,37 +149,14 @@ class RemoteRunner : public rlm::CodeRunner {
   Result<engine::ExecutionResult> Run(const std::string& code, std::chrono::milliseconds timeout,
                                       engine::HostCallHandler* handler) override {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/session/" + session_ + "/execute";
-    req.set_header("Accept", "application/x-ndjson");
-    req.set_header("Content-Type", "application/json");
-    req.body = json{{"code", code}, {"timeout", static_cast<double>(timeout.count()) / 1000.0}}.dump(
-        -1, ' ', false, json::error_handler_t::replace);
-    std::string buffer;
-    std::optional<json> result;
-    Status failure;
-    auto client = NewClient(options_);  // the stream holds this connection
-    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-      buffer.append(data, n);
-      size_t nl;
-      while ((nl = buffer.find('\n')) != std::string::npos) {
-        json ev = json::parse(buffer.substr(0, nl), nullptr, false);
-        buffer.erase(0, nl + 1);
-        if (!ev.is_object()) continue;
-        const std::string type = ev.value("event", "");
-        if (type == "result") {
-          result = std::move(ev);
-        } else if (type == "host_call") {
-          Answer(ev, handler, deadline);
-        }
-      }
-      return true;
-    };
-    auto r = client->send(req);
-    if (!r) return Unavailable("the execution plane is unreachable (" + to_string(r.error()) + ")");
-    if (r->status != 200) return ErrorFrom(r, "the execution");
-    if (!result) return Unavailable("the execution plane closed the stream without a result");
+    json body = {{"code", code}, {"timeout", static_cast<double>(timeout.count()) / 1000.0}};
+    ASSIGN_OR_RETURN(
+        json event,
+        StreamWithHostCalls(options_, "/session/" + session_ + "/execute", body, handler, deadline,
+                            [this](const json& ev) {
+                              return "/session/" + session_ + "/calls/" + ev.value("call_id", "");
+                            }));
+    auto* result = &event;
     if (result->contains("code") && !result->contains("success")) {
       return Unavailable("the execution plane failed: " + result->value("error", std::string("unknown")));
     }
@@ -129,28 +174,6 @@ class RemoteRunner : public rlm::CodeRunner {
   }
 
  private:
-  // Answers one host_call event on a separate connection (the stream's is busy).
-  void Answer(const json& ev, engine::HostCallHandler* handler,
-              std::chrono::steady_clock::time_point deadline) {
-    const std::string call_id = ev.value("call_id", "");
-    auto kind = KindFromName(ev.value("kind", ""));
-    json answer;
-    if (handler == nullptr || !kind || !ev.contains("args") || !ev["args"].is_object()) {
-      answer = {{"error", "this caller cannot answer that host call"}};
-    } else {
-      engine::HostCallReply reply = handler->Handle({*kind, ev["args"], deadline});
-      if (auto* err = std::get_if<engine::HostCallError>(&reply)) {
-        answer = {{"error", err->message}};
-      } else {
-        answer = {{"result", std::get<json>(reply)}};
-      }
-    }
-    auto r = cli_->Post(("/session/" + session_ + "/calls/" + call_id).c_str(),
-                        answer.dump(-1, ' ', false, json::error_handler_t::replace),
-                        "application/json");
-    (void)r;  // a refused answer (e.g. after the deadline) ends the cell on its own
-  }
-
   const RemoteRunnerOptions options_;
   const std::string session_;
   std::unique_ptr<httplib::Client> cli_;

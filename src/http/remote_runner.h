@@ -5,6 +5,8 @@
 // (design §5.3). Thread-safe factory; a runner is driven by one loop at a time.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,6 +22,16 @@ struct RemoteRunnerOptions {
 
 // Errors: kInvalidArgument for a URL that is not http://host:port.
 Result<std::unique_ptr<rlm::CodeRunnerFactory>> NewRemoteRunnerFactory(RemoteRunnerOptions options);
+
+// POSTs `body` to `path` on the execution plane asking for NDJSON, answers
+// each host_call event with `handler` (on its own thread, at the path
+// `answer_path(event)` gives) and returns the final {"event":"result"} object.
+// Errors: kUnavailable when the plane is unreachable or ends the stream
+// without a result; kInvalidArgument / kNotFound for its 400 / 404.
+Result<nlohmann::json> StreamWithHostCalls(
+    const RemoteRunnerOptions& options, const std::string& path, const nlohmann::json& body,
+    engine::HostCallHandler* handler, std::chrono::steady_clock::time_point deadline,
+    const std::function<std::string(const nlohmann::json&)>& answer_path);
 
 // GET {base_url}/ready answers 200. For /ready of the inference plane.
 bool RemoteReady(const RemoteRunnerOptions& options);
