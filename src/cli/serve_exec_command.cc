@@ -55,6 +55,7 @@ int Serve(const ServeExecOptions& o) {
   so.workers = o.workers;
   so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
+  if (const char* a = std::getenv("RLMBOX_ADVERTISE_URL")) so.advertise_url = a;
   auto node_options = NodeOptions(o.profiles_file, o.tools_dir, so.execution_timeout);
   if (!node_options.ok()) {
     std::cerr << "rlmbox: " << node_options.status().message() << "\n";
@@ -117,7 +118,9 @@ void AddServeExecCommand(CLI::App& app, int* exit_code) {
       "Environment: MAX_SESSIONS (100), SESSION_TTL seconds (3600), EXECUTION_TIMEOUT seconds\n"
       "(30), MAX_REQUEST_BYTES (64 MiB), RLMBOX_TOKEN (bearer token; unset = no auth),\n"
       "RLMBOX_TOOLS_DIR, RLMBOX_PROFILES (as the options), OTEL_EXPORTER_OTLP_ENDPOINT\n"
-      "(export traces over OTLP/HTTP), LOG_LEVEL (info).");
+      "(export traces over OTLP/HTTP), RLMBOX_ADVERTISE_URL (this instance's own URL,\n"
+      "returned with new sessions so they stick to it behind a load balancer),\n"
+      "LOG_LEVEL (info).");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 }
 

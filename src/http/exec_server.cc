@@ -225,7 +225,9 @@ void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Respo
     }
   }
   service::LogEvent(LogLevel::kInfo, "session_created", {{"session_id", (*entry)->id}});
-  Reply(res, 200, json{{"session_id", (*entry)->id}});
+  json reply = {{"session_id", (*entry)->id}};
+  if (!options.advertise_url.empty()) reply["endpoint"] = options.advertise_url;
+  Reply(res, 200, reply);
 }
 
 void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Response& res) {

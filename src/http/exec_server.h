@@ -25,6 +25,10 @@ struct ExecServerOptions {
   std::chrono::milliseconds session_ttl{3'600'000};
   std::chrono::milliseconds execution_timeout{30'000};
   std::string token;                         // empty: no auth
+  // This instance's own address (RLMBOX_ADVERTISE_URL, e.g. http://<pod IP>:8000),
+  // returned with each new session so its later requests reach this instance
+  // even behind a load balancer. Empty: not returned.
+  std::string advertise_url;
   size_t max_body_bytes = 64ull << 20;       // 413 above this
   size_t workers = 0;                        // 0: one per core
   size_t max_queue = 64;                     // waiting executions before 429

@@ -191,8 +191,19 @@ class RemoteRunnerFactory : public rlm::CodeRunnerFactory {
     if (!j.is_object() || !j.contains("session_id") || !j["session_id"].is_string()) {
       return Internal("a malformed session reply");
     }
+    // Behind a load balancer (a Kubernetes Service over several pods), the
+    // instance that holds the session names its own address: every later
+    // request of the session goes there directly.
+    RemoteRunnerOptions session_options = options_;
+    if (j.contains("endpoint") && j["endpoint"].is_string()) {
+      std::string endpoint = j["endpoint"].get<std::string>();
+      while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+      if (endpoint.rfind("http://", 0) == 0 || endpoint.rfind("https://", 0) == 0) {
+        session_options.base_url = endpoint;
+      }
+    }
     return std::unique_ptr<rlm::CodeRunner>(
-        new RemoteRunner(options_, j["session_id"].get<std::string>()));
+        new RemoteRunner(session_options, j["session_id"].get<std::string>()));
   }
   std::string name() const override { return options_.backend_name; }
 

@@ -144,8 +144,12 @@ def _check_container(pod: Pod, c, env_allowed: set[str], problems: list[str]):
         if not m.get("readOnly") and not ({"emptyDir", "secret", "configMap"} & v.keys()):
             problems.append(f"{where}: writable mount {m['mountPath']} is not an emptyDir")
     role = _role(c)
+    # A variable may also exist only to be expanded into another one
+    # (RLMBOX_ADVERTISE_URL: http://$(POD_IP):8000).
+    expanded = {name for e in c.get("env") or [] for name in
+                re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", str(e.get("value", "")))}
     for e in c.get("env") or []:
-        if e["name"] not in env_allowed:
+        if e["name"] not in env_allowed and e["name"] not in expanded:
             problems.append(f"{where}: env {e['name']} is not read by rlmbox")
         if e["name"] == "LLM_API_KEY":
             if role != "inference":
