@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup build test test-asan fuzz soak run bench bench-http bench-rlm bench-quick format clean
+.PHONY: all setup build test test-asan fuzz soak run bench bench-http bench-rlm bench-nodes bench-quick format clean
 
 all: build
 
@@ -48,6 +48,10 @@ bench-http: build
 
 bench-rlm: build
 	@python3 bench/rlm_overhead.py
+
+bench-nodes: build
+	@cd bench/pyodide && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || echo "bench: pyodide unavailable"
+	@python3 bench/nodes_bench.py
 
 bench-quick: build
 	@$(BUILD_DIR)/rlmbox_bench --quick --native-python python3

@@ -188,14 +188,22 @@ Result<json> WorkflowRunner::RunNested(const json& workflow, const json& inputs,
     }
     if (!progressed) return Internal("the workflow made no progress");  // Check() rules this out
 
-    auto run_one = [&](const Spec* s) -> json {
+    // Each runnable node's request, built here: the nodes of a wave run on
+    // several threads and must not touch `results` while it changes.
+    std::vector<json> requests;
+    for (const Spec* s : runnable) {
       json context = scope;
       for (const auto& d : s->depends) context[d] = results.at(d)["output"];
       if (s->node.contains("context") && s->node["context"].is_object()) {
         context.update(s->node["context"]);
       }
-      json node = s->node;
-      node["context"] = context;
+      requests.push_back(s->node);
+      requests.back()["context"] = std::move(context);
+    }
+    auto run_one = [&](size_t index) -> json {
+      const Spec* s = runnable[index];
+      const json& node = requests[index];
+      const json& context = node["context"];
       if (node["type"] == "workflow") {
         Span node_span = span.Child("node " + s->id);
         node_span.Set("rlmbox.node.type", "workflow");
@@ -232,9 +240,9 @@ Result<json> WorkflowRunner::RunNested(const json& workflow, const json& inputs,
       std::vector<std::future<json>> running;
       size_t end = std::min(runnable.size(), i + std::max<size_t>(1, options_.parallelism));
       for (size_t k = i + 1; k < end; ++k) {
-        running.push_back(std::async(std::launch::async, run_one, runnable[k]));
+        running.push_back(std::async(std::launch::async, run_one, k));
       }
-      json first = run_one(runnable[i]);  // this thread takes one too
+      json first = run_one(i);  // this thread takes one too
       results[runnable[i]->id] = std::move(first);
       for (size_t k = i + 1; k < end; ++k) results[runnable[k]->id] = running[k - i - 1].get();
     }
