@@ -31,11 +31,18 @@ import builtins
 import sys
 
 # Modules that give the code a way around the policy; never allowed.
+# A dotted name refuses that submodule (and its own submodules) only.
 REFUSED = frozenset({
+    # the interpreter's own internals
     "sys", "builtins", "importlib", "gc", "inspect", "pickle", "marshal", "types",
     "ctypes", "code", "codeop", "pdb", "bdb", "runpy", "pkgutil", "zipimport",
     "copyreg", "shelve", "dis", "tracemalloc", "faulthandler", "symtable", "site",
     "sysconfig", "signal", "rlmbox_runner", "rlmbox_policy",
+    # modules that import or run names or source given as strings, with their
+    # own (unguarded) builtins: timeit.timeit("..."), cProfile.run("..."),
+    # pydoc.locate("os"), unittest.mock.patch("os.x").getter(), dictConfig's "()"
+    "timeit", "profile", "cProfile", "trace", "doctest", "pydoc", "unittest",
+    "logging.config", "multiprocessing", "idlelib", "test",
 })
 
 # Allowed modules handed out without these attributes (each can read any
@@ -73,6 +80,24 @@ _TEMPLATE_FIELD = __import__("re").compile(r"[.\[]\s*([A-Za-z_]\w*)")
 _RESERVED_PREFIX = "_rlmbox"
 _GUARD = "_rlmbox_getattr"
 _module_type = type(builtins)
+
+
+def refused(name):
+    """True for a module that can never be allowed (REFUSED, or private)."""
+    parts = name.split(".")
+    return parts[0].startswith("_") or any(
+        ".".join(parts[:i]) in REFUSED for i in range(1, len(parts) + 1))
+
+
+class CompiledCode:
+    """What compile() hands a cell under a policy: a handle exec() and eval()
+    accept. The code object itself stays out of reach: with it, type(code) and
+    code.replace() would build code of any bytecode, past the checker."""
+
+    __slots__ = ("__weakref__",)
+
+    def __repr__(self):
+        return "<compiled code>"
 
 
 def valid_module_name(name):
@@ -157,19 +182,19 @@ class Policy:
         for name in allowed:
             if not valid_module_name(name):
                 raise ValueError(f"allowed_imports: {name!r} is not a module name")
-            if name.split(".")[0] in REFUSED or name.split(".")[0].startswith("_"):
+            if refused(name):
                 raise ValueError(f"allowed_imports: '{name}' gives access to the interpreter "
                                  "itself and cannot be allowed")
             names.append(name)
         self.allowed = frozenset(names)
-        self._compiled = {}  # id -> code object compiled through the guard
+        self._compiled = {}  # id(handle) -> (CompiledCode handle, code object)
         self._proxies = {}
         self.builtins = self._make_builtins()
 
     # -- what is allowed
 
     def module_allowed(self, name):
-        if name.split(".")[0] in REFUSED:
+        if refused(name):
             return False
         parts = name.split(".")
         return any(".".join(parts[:i]) in self.allowed for i in range(1, len(parts) + 1))
@@ -258,21 +283,27 @@ class Policy:
                     if _attr_allowed(k) and not (type(v) is _module_type
                                                  and not policy.module_allowed(v.__name__))}
 
-        def guarded_compile(source, filename="<string>", mode="exec", *args, **kwargs):
+        def compile_checked(source, filename, mode):
             if not isinstance(source, (str, bytes)):
                 raise PolicyViolation("compile() accepts source text only here")
             if isinstance(source, bytes):
                 source = source.decode("utf-8")
-            code = real_compile(policy.check(source, filename, mode), filename, mode)
-            policy._compiled[id(code)] = code
-            return code
+            return real_compile(policy.check(source, filename, mode), filename, mode)
+
+        def guarded_compile(source, filename="<string>", mode="exec", *args, **kwargs):
+            handle = CompiledCode()
+            policy._compiled[id(handle)] = (handle, compile_checked(source, filename, mode))
+            return handle
 
         def _prepare(source, mode, globals_, locals_):
-            if isinstance(source, str):
-                source = guarded_compile(source, "<string>", mode)
-            elif policy._compiled.get(id(source)) is not source:
-                raise PolicyViolation("exec() and eval() accept source text or code from "
-                                      "compile() only here")
+            if isinstance(source, (str, bytes)):
+                source = compile_checked(source, "<string>", mode)
+            else:
+                entry = policy._compiled.get(id(source))
+                if entry is None or entry[0] is not source:
+                    raise PolicyViolation("exec() and eval() accept source text or code from "
+                                          "compile() only here")
+                source = entry[1]
             if globals_ is None:
                 # Like the real ones: the caller's namespace (two frames up).
                 caller = sys._getframe(2)

@@ -78,6 +78,48 @@ def test_allowed_modules_work(svc, code, expected):
     assert r["output"] == expected
 
 
+# compile() under a policy hands out a handle, not a code object: with a code
+# object, type(code)(...) or code.replace() would build bytecode the checker never saw.
+CODE_OBJECT_ATTEMPTS = [
+    ("code_type_constructor", "c = compile('1', 'c', 'eval')\ntype(c)(0, 0, 0, 0, 0, 0, b'', (), (), (), 'f', 'f', 'f', 1, b'', b'')",
+     "takes no arguments"),
+    ("code_replace", "c = compile('print.x', 'c', 'eval')\nc.replace(co_names=('print', '__self__'))",
+     "has no attribute 'replace'"),
+    ("function_from_compiled", "c = compile('1', 'c', 'exec')\ntype(lambda: 0)(c, {})",
+     "must be code, not CompiledCode"),
+    ("forged_handle", "c = compile('1', 'c', 'eval')\neval(type(c)())", "compile() only here"),
+]
+
+
+@pytest.mark.parametrize("name,code,message", CODE_OBJECT_ATTEMPTS,
+                         ids=[c[0] for c in CODE_OBJECT_ATTEMPTS])
+def test_code_objects_stay_out_of_reach(svc, name, code, message):
+    status, r = svc.post("/nodes/execute", {"type": "code", "code": code,
+                                            "allowed_imports": ALLOWED})
+    assert status == 200 and not r["success"] and message in r["error"], (name, r)
+
+
+def test_compiled_code_still_runs(svc):
+    status, r = svc.post("/nodes/execute", {"type": "code", "allowed_imports": ALLOWED,
+                                            "code": "c = compile('z = 6 * 7', 'c', 'exec')\n"
+                                                    "exec(c)\nz"})
+    assert r["success"] and r["output"] == 42, r
+
+
+def test_modules_that_run_strings_cannot_be_allowed(svc):
+    # Each of these imports or runs names / source given as strings, with its own
+    # unguarded builtins (timeit.timeit("..."), pydoc.locate("os"), ...).
+    for module in ["timeit", "cProfile", "profile", "pydoc", "unittest", "unittest.mock",
+                   "doctest", "logging.config", "trace"]:
+        status, r = svc.post("/nodes/execute", {"type": "code", "code": "1",
+                                                "allowed_imports": [module]})
+        assert status == 400 and "cannot be allowed" in r["error"], (module, r)
+    # Allowing a package does not allow its refused submodule.
+    status, r = svc.post("/nodes/execute", {"type": "code", "allowed_imports": ["logging"],
+                                            "code": "import logging.config"})
+    assert not r["success"] and "not allowed" in r["error"], r
+
+
 def test_modules_that_expose_the_interpreter_cannot_be_allowed(svc):
     for module in ["sys", "builtins", "importlib", "gc", "inspect", "pickle", "types", "_imp"]:
         status, r = svc.post("/nodes/execute", {"type": "code", "code": "1",
