@@ -199,10 +199,16 @@ class Policy:
         parts = name.split(".")
         return any(".".join(parts[:i]) in self.allowed for i in range(1, len(parts) + 1))
 
-    def _hand_out(self, value):
-        """A module the code may hold (maybe stripped), or PolicyViolation."""
-        if type(value) is not _module_type:
+    def _hand_out(self, value, parent=None, attr=None):
+        """A module the code may hold (maybe stripped), or PolicyViolation.
+        `parent.attr` is where it was found: a module registered under that
+        dotted name counts as that name (os.path is the module posixpath)."""
+        if not isinstance(value, _module_type):
             return value
+        if isinstance(parent, _module_type) and attr is not None:
+            dotted = f"{parent.__name__}.{attr}"
+            if sys.modules.get(dotted) is value and self.module_allowed(dotted):
+                return value
         name = value.__name__
         if not self.module_allowed(name):
             raise PolicyViolation(f"import of '{name}' is not allowed (allowed_imports)")
@@ -239,7 +245,7 @@ class Policy:
                 if default:
                     return default[0]
                 raise
-            return policy._hand_out(value)
+            return policy._hand_out(value, obj, name)
 
         def guarded_hasattr(obj, name):
             try:
@@ -268,8 +274,8 @@ class Policy:
                     if not isinstance(item, str) or not _attr_allowed(item):
                         raise PolicyViolation(f"import of '{item}' is not allowed")
                     attr = real_getattr(module, item, None)
-                    if type(attr) is _module_type:
-                        policy._hand_out(attr)
+                    if isinstance(attr, _module_type):
+                        policy._hand_out(attr, module, item)
                     elif attr is None and not policy.module_allowed(f"{name}.{item}"):
                         raise PolicyViolation(f"import of '{name}.{item}' is not allowed")
                 return policy._hand_out(module)
@@ -280,7 +286,7 @@ class Policy:
                 raise PolicyViolation("vars() without an argument is not allowed here; "
                                       "use locals()")
             return {k: v for k, v in real_getattr(args[0], "__dict__").items()
-                    if _attr_allowed(k) and not (type(v) is _module_type
+                    if _attr_allowed(k) and not (isinstance(v, _module_type)
                                                  and not policy.module_allowed(v.__name__))}
 
         def compile_checked(source, filename, mode):

@@ -159,6 +159,20 @@ def test_llm_templates_are_checked_too(svc):
     assert "llm nodes need a model" in r["error"]  # rendered fine; no model to call here
 
 
+def test_submodules_under_another_name(svc):
+    # os.path is the module posixpath, registered as "os.path": allowing os allows it.
+    for code, expected in [("import os\nos.path.join('a', 'b')", "a/b"),
+                           ("from os import path\npath.basename('/x/y')", "y"),
+                           ("import os.path\nos.path.splitext('f.txt')[1]", ".txt")]:
+        status, r = svc.post("/nodes/execute", {"type": "code", "code": code,
+                                                "allowed_imports": ["os"]})
+        assert r["success"] and r["output"] == expected, (code, r)
+    # ...but the alias rule gives nothing else: json's own `re` stays out of reach.
+    status, r = svc.post("/nodes/execute", {"type": "code", "allowed_imports": ["json"],
+                                            "code": "import json\njson.decoder.re"})
+    assert not r["success"] and "'re' is not allowed" in r["error"], r
+
+
 def test_without_a_policy_imports_are_free(svc):
     status, r = svc.post("/nodes/execute", {"type": "code", "code": "import os, sys\nos.sep"})
     assert r["success"] and r["output"] == "/"
