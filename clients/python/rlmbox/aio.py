@@ -57,5 +57,15 @@ class AsyncExecClient:
                                     llm_query_batched, rlm_query)
         return AsyncSession(s)
 
+    async def run_node(self, node: Dict[str, Any], llm_query: Optional[LlmFn] = None,
+                       rlm_query: Optional[LlmFn] = None) -> Dict[str, Any]:
+        return await asyncio.to_thread(self._c.run_node, node, llm_query, rlm_query)
+
+    async def run_workflow(self, workflow: Any, inputs: Optional[Dict[str, Any]] = None,
+                           llm_query: Optional[LlmFn] = None,
+                           rlm_query: Optional[LlmFn] = None) -> Dict[str, Any]:
+        return await asyncio.to_thread(self._c.run_workflow, workflow, inputs, llm_query,
+                                       rlm_query)
+
     async def sessions(self) -> List[Dict[str, Any]]:
         return await asyncio.to_thread(self._c.sessions)

@@ -162,10 +162,13 @@ def _answer_call(fn_single: Optional[LlmFn], fn_batched: Optional[Callable[..., 
                  fn_rlm: Optional[LlmFn], kind: str, args: Dict[str, Any], pool_size: int) -> Dict[str, Any]:
     """Runs the user's callable for one host_call event; returns the answer body."""
     model = args.get("model")
+    kwargs: Dict[str, Any] = {} if model is None else {"model": model}
+    if "context" in args:  # an agent node's call carries the node's context
+        kwargs["context"] = args["context"]
 
     def one(fn, prompt):
         try:
-            return fn(prompt, model=model) if model is not None else fn(prompt)
+            return fn(prompt, **kwargs)
         except HostCallError as e:
             return {"error": str(e)}
         except Exception as e:  # the guest sees the failure; the client keeps going
@@ -189,13 +192,52 @@ def _answer_call(fn_single: Optional[LlmFn], fn_batched: Optional[Callable[..., 
     return {"result": [r if isinstance(r, dict) else str(r) for r in results]}
 
 
+def _stream(h: "_Http", path: str, body: Dict[str, Any],
+            answer: Callable[[Dict[str, Any]], Dict[str, Any]],
+            answer_path: Callable[[Dict[str, Any]], str]) -> Dict[str, Any]:
+    """POSTs `body` asking for NDJSON, answers each host_call event with
+    answer(event) at answer_path(event), and returns the final result event."""
+    c = h.conn(timeout=h.timeout)
+    c.request("POST", h.prefix + path, body=json.dumps(body).encode(),
+              headers=h.headers({"Accept": "application/x-ndjson"}))
+    r = c.getresponse()
+    if r.status != 200:
+        payload = r.read()
+        c.close()
+        return _decode(r.status, payload)
+    try:
+        while True:
+            line = r.readline()
+            if not line:
+                raise RlmboxError(502, "stream_ended", "the stream ended without a result")
+            ev = json.loads(line)
+            kind = ev.get("event")
+            if kind == "result":
+                if "status" in ev and "success" not in ev:  # refused while running
+                    raise RlmboxError(ev["status"], ev.get("code", "error"), ev.get("error", ""))
+                if "success" not in ev:
+                    raise RlmboxError(500, ev.get("code", "internal"), ev.get("error", ""))
+                return ev
+            if kind == "host_call":
+                try:
+                    h.request("POST", answer_path(ev), answer(ev))
+                except RlmboxError:
+                    pass  # refused (late): the call ends on its own
+    finally:
+        c.close()
+
+
 class Session:
     """A stateful REPL on the service. Use as a context manager; close() deletes it."""
 
     def __init__(self, client: "ExecClient", session_id: str, llm_query: Optional[LlmFn],
-                 llm_query_batched, rlm_query: Optional[LlmFn]):
+                 llm_query_batched, rlm_query: Optional[LlmFn], endpoint: Optional[str] = None):
         self._client = client
         self.session_id = session_id
+        # Behind a load balancer the instance holding the session names itself
+        # (RLMBOX_ADVERTISE_URL): the session's requests go there.
+        http = client._http
+        self._http = _Http(endpoint, http.token, http.timeout, http.retries) if endpoint else http
         self._llm = llm_query
         self._llm_batched = llm_query_batched
         self._rlm = rlm_query
@@ -211,51 +253,26 @@ class Session:
                 limits: Optional[Dict[str, Any]] = None) -> ExecutionResult:
         body = _fields(code=code, timeout=timeout, limits=limits or None)
         if self._llm is None and self._rlm is None and self._llm_batched is None:
-            j = self._client._http.request("POST", f"/session/{self.session_id}/execute", body)
+            j = self._http.request("POST", f"/session/{self.session_id}/execute", body)
             return ExecutionResult.from_json(j)
         return self._execute_streaming(body)
 
     def _execute_streaming(self, body: Dict[str, Any]) -> ExecutionResult:
-        h = self._client._http
-        c = h.conn(timeout=h.timeout)
-        c.request("POST", h.prefix + f"/session/{self.session_id}/execute",
-                  body=json.dumps(body).encode(),
-                  headers=h.headers({"Accept": "application/x-ndjson"}))
-        r = c.getresponse()
-        if r.status != 200:
-            payload = r.read()
-            c.close()
-            return _decode(r.status, payload)
-        try:
-            while True:
-                line = r.readline()
-                if not line:
-                    raise RlmboxError(502, "stream_ended", "the stream ended without a result")
-                ev = json.loads(line)
-                kind = ev.get("event")
-                if kind == "result":
-                    if "success" not in ev:
-                        raise RlmboxError(500, ev.get("code", "internal"), ev.get("error", ""))
-                    return ExecutionResult.from_json(ev)
-                if kind == "host_call":
-                    answer = _answer_call(self._llm, self._llm_batched, self._rlm, ev["kind"],
-                                          ev.get("args", {}), self._client.batch_parallelism)
-                    try:
-                        h.request("POST", f"/session/{self.session_id}/calls/{ev['call_id']}", answer)
-                    except RlmboxError:
-                        pass  # refused (late): the cell ends on its own
-        finally:
-            c.close()
+        ev = _stream(self._http, f"/session/{self.session_id}/execute", body,
+                     lambda e: _answer_call(self._llm, self._llm_batched, self._rlm, e["kind"],
+                                            e.get("args", {}), self._client.batch_parallelism),
+                     lambda e: f"/session/{self.session_id}/calls/{e['call_id']}")
+        return ExecutionResult.from_json(ev)
 
     def set_context(self, context: Any) -> None:
         if isinstance(context, str):
-            self._client._http.request("PUT", f"/session/{self.session_id}/context",
+            self._http.request("PUT", f"/session/{self.session_id}/context",
                                        raw=context.encode(), content_type="text/plain")
         else:
-            self._client._http.request("PUT", f"/session/{self.session_id}/context", {"context": context})
+            self._http.request("PUT", f"/session/{self.session_id}/context", {"context": context})
 
     def get_var(self, name: str) -> VarValue:
-        j = self._client._http.request("GET", f"/session/{self.session_id}/vars/{urllib.parse.quote(name)}")
+        j = self._http.request("GET", f"/session/{self.session_id}/vars/{urllib.parse.quote(name)}")
         return VarValue(name=j.get("name", name), value=j.get("value"), text=j.get("text", ""),
                         type=j.get("type", ""))
 
@@ -264,7 +281,7 @@ class Session:
             return
         self.closed = True
         try:
-            self._client._http.request("DELETE", f"/session/{self.session_id}")
+            self._http.request("DELETE", f"/session/{self.session_id}")
         except RlmboxError as e:
             if e.status != 404:
                 raise
@@ -307,10 +324,34 @@ class ExecClient:
                 llm_query: Optional[LlmFn] = None, llm_query_batched=None,
                 rlm_query: Optional[LlmFn] = None) -> Session:
         j = self._http.request("POST", "/session", _fields(context=context, profile=profile, ttl=ttl))
-        return Session(self, j["session_id"], llm_query, llm_query_batched, rlm_query)
+        return Session(self, j["session_id"], llm_query, llm_query_batched, rlm_query,
+                       endpoint=j.get("endpoint"))
 
     def sessions(self) -> List[Dict[str, Any]]:
         return self._http.request("GET", "/sessions")["sessions"]
+
+    def run_node(self, node: Dict[str, Any], llm_query: Optional[LlmFn] = None,
+                 rlm_query: Optional[LlmFn] = None) -> Dict[str, Any]:
+        """POST /nodes/execute (docs/nodes.md): the node result as a dict
+        ({"success", "output", "error", "outcome", "usage", ...}). `llm_query`
+        answers llm nodes (prompt, model=...), `rlm_query` agent nodes."""
+        return self._run("/nodes/execute", node, llm_query, rlm_query)
+
+    def run_workflow(self, workflow: Any, inputs: Optional[Dict[str, Any]] = None,
+                     llm_query: Optional[LlmFn] = None,
+                     rlm_query: Optional[LlmFn] = None) -> Dict[str, Any]:
+        """POST /workflows/run: `workflow` is a dict or YAML/JSON text; returns
+        {"success", "output", "outputs", "nodes", "failed_node", "error", ...}."""
+        return self._run("/workflows/run", _fields(workflow=workflow, inputs=inputs),
+                         llm_query, rlm_query)
+
+    def _run(self, path: str, body: Dict[str, Any], llm_query, rlm_query) -> Dict[str, Any]:
+        if llm_query is None and rlm_query is None:
+            return self._http.request("POST", path, body)
+        return _stream(self._http, path, body,
+                       lambda e: _answer_call(llm_query, None, rlm_query, e["kind"],
+                                              e.get("args", {}), self.batch_parallelism),
+                       lambda e: f"/runs/{e['run_id']}/calls/{e['call_id']}")
 
 
 class RLMClient:
@@ -327,6 +368,11 @@ class RLMClient:
               max_depth: Optional[int] = None) -> RLMResult:
         body = {"query": query, "context": context, **_fields(model=model, max_depth=max_depth)}
         return self._result(self._http.request("POST", "/infer", body))
+
+    def run_workflow(self, workflow: Any, inputs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """POST /workflows/run on the inference plane: llm and agent nodes use its
+        model. Returns the workflow result as a dict (docs/nodes.md)."""
+        return self._http.request("POST", "/workflows/run", _fields(workflow=workflow, inputs=inputs))
 
     @staticmethod
     def _result(j: Dict[str, Any]) -> RLMResult:
