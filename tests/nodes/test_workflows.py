@@ -149,3 +149,22 @@ def test_profile_config_errors_are_reported(tmp_path):
     wf.write_text("nodes:\n  - {id: a, type: code, code: 'x = bytearray(32 * 2**20)'}\n")
     rc, r, _ = run_cli(str(wf), "--profiles", str(path))
     assert rc == 1 and r["nodes"]["a"]["outcome"] == "memory_exceeded", r
+
+
+def test_agent_node_runs_its_rlm_under_the_agent_profile(model, tmp_path):
+    # The agent's RLM writes code that allocates 160 MB (over the agent profile's
+    # 128 MB), sees the MemoryError fed back, then 96 MB (under it), then answers.
+    base, log = model({"rules": [
+        {"times": 1, "reply": "```repl\nbig = bytearray(160 * 2**20)\n```"},
+        {"times": 1, "reply": "```repl\nok = len(bytearray(96 * 2**20))\n```"},
+        {"times": 1, "reply": "FINAL_VAR(ok)"},
+    ], "default": "FINAL(out of script)"})
+    wf = tmp_path / "agent.yaml"
+    wf.write_text("nodes:\n  - {id: a, type: agent, query: 'Allocate', context: {n: 1}}\n")
+    rc, r, err = run_cli(str(wf), env={"LLM_BASE_URL": base, "LLM_API_KEY": "k"})
+    assert rc == 0, (r, err)
+    assert r["nodes"]["a"]["output"] == str(96 * 2 ** 20)
+    reqs = [json.loads(l) for l in open(log)]
+    fed_back = reqs[1]["body"]["messages"][-1]["content"]
+    assert "MemoryError" in fed_back, fed_back
+    assert "MemoryError" not in reqs[2]["body"]["messages"][-1]["content"]
