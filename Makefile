@@ -25,7 +25,7 @@ test: build
 # life on purpose, so leak checking is off.
 test-asan:
 	@BUILD_DIR=build-asan RLMBOX_SANITIZE=ON scripts/setup.sh
-	@cmake --build build-asan --target engine_test rlm_test
+	@cmake --build build-asan --target engine_test rlm_test service_test
 	@cd build-asan && ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:detect_leaks=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -E pytest -j2
 
