@@ -82,8 +82,11 @@ def check(text: str, make_targets: set[str]) -> list[str]:
             if re.search(r"(curl|wget)[^|;&]*\|\s*(ba)?sh", args):
                 problems.append(f"RUN pipes a download into a shell: {args[:80]}")
             if re.search(r"apt-get\s+(-\S+\s+)*install", args):
-                if "--no-install-recommends" not in args:
-                    problems.append("apt-get install without --no-install-recommends")
+                # Each install command of the RUN, not just one of them.
+                for install in re.split(r"&&|;|\|\|", args):
+                    if (re.search(r"apt-get\s+(-\S+\s+)*install", install)
+                            and "--no-install-recommends" not in install):
+                        problems.append("apt-get install without --no-install-recommends")
                 if "rm -rf /var/lib/apt/lists" not in args:
                     problems.append("apt-get install without removing /var/lib/apt/lists in the same RUN")
             if re.search(r"\bapt\s+install\b", args):

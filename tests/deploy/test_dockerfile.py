@@ -53,7 +53,8 @@ MUTATIONS = [
      "apt-get install -y \\\n      libcpp-httplib0.11", "--no-install-recommends"),
     ("COPY --from=build /opt/rlmbox /opt/rlmbox",
      "COPY --from=build /opt/rlmbox /opt/rlmbox\nADD https://example.com/x.tar.gz /tmp/", "ADD of a URL"),
-    ("libstdc++6 ca-certificates", "libstdc++6 ca-certificates build-essential", "build tools"),
+    ("libabsl20220623 ca-certificates", "libabsl20220623 ca-certificates build-essential",
+     "build tools"),
     ("HEALTHCHECK --interval", "# HEALTHCHECK --interval", "HEALTHCHECK"),
 ]
 

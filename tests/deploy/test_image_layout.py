@@ -97,3 +97,47 @@ def test_readonly_module_cache_is_used_by_the_nonroot_user(image_root):
         proc.terminate()
         proc.wait(timeout=30)
     assert sorted(os.listdir(modules)) == before  # nothing written
+
+
+def runtime_packages():
+    """The packages the Dockerfile's runtime stage installs."""
+    with open(os.path.join(ROOT, "deploy", "docker", "Dockerfile")) as f:
+        text = f.read()
+    stage = text[text.index(" AS runtime"):]
+    stage = re.sub(r"\\\n", " ", stage)
+    packages = set()
+    for line in stage.splitlines():
+        for cmd in line.split("&&"):
+            words = cmd.split()
+            if words[:2] == ["apt-get", "install"] or words[1:3] == ["apt-get", "install"]:
+                skip = False
+                for w in words[words.index("install") + 1:]:
+                    if skip:
+                        skip = False
+                    elif w == "-t":
+                        skip = True
+                    elif not w.startswith("-"):
+                        packages.add(w)
+    return packages
+
+
+def test_runtime_stage_installs_every_library_the_binary_links():
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
+                        subprocess.run(["readelf", "-d", BIN], capture_output=True, text=True,
+                                       check=True).stdout)
+    assert needed
+    listed = runtime_packages()
+    missing = {}
+    for lib in needed:
+        path = subprocess.run(["sh", "-c", f"ldconfig -p | grep -m1 '{lib} ' | sed 's/.*=> //'"],
+                              capture_output=True, text=True).stdout.strip()
+        owner = ""
+        for candidate in (path, os.path.realpath(path) if path else "", f"*/{lib}"):
+            if candidate and not owner:
+                owner = subprocess.run(["dpkg", "-S", candidate], capture_output=True,
+                                       text=True).stdout.split(":")[0].split(",")[0].strip()
+        if owner in ("libc6", "libgcc-s1"):  # in every Debian image
+            continue
+        if owner not in listed:
+            missing[lib] = owner
+    assert not missing, f"libraries whose packages the runtime stage does not install: {missing}"
