@@ -13,18 +13,6 @@ from test_serve import stack  # noqa: F401  (fixture: serve on a scripted model)
 from test_complete import model  # noqa: F401
 
 
-@pytest.fixture(scope="module")
-def svc():
-    s = Service()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def client(svc):
-    return ExecClient(f"http://127.0.0.1:{svc.port}")
-
-
 def test_run_node_without_model_calls(client):
     r = client.run_node({"type": "condition", "expression": "n > 1", "context": {"n": 2}})
     assert r["success"] and r["output"] is True

@@ -9,18 +9,6 @@ from service_process import Service, make_service  # noqa: F401  (serve-exec; fi
 from rlmbox import AsyncExecClient, ExecClient, HostCallError, RlmboxError
 
 
-@pytest.fixture(scope="module")
-def svc():
-    s = Service()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def client(svc):
-    return ExecClient(f"http://127.0.0.1:{svc.port}")
-
-
 def test_execute_returns_typed_results(client):
     assert client.health() == {"status": "healthy"}
     assert client.ready() is True
