@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "http/http_status.h"
+#include "nodes/tracing.h"
 #include "nodes/workflow.h"
 #include "service/document.h"
 #include "service/execution_gate.h"
@@ -56,6 +57,30 @@ Result<std::string> CodeFrom(const json& body) {
     return InvalidArgument("Code is required");
   }
   return code;
+}
+
+// A span for one execution (a no-op when tracing is off): started before the
+// run, finished with its outcome.
+nodes::Span StartExecutionSpan(std::string_view kind, const std::string& session_id) {
+  nodes::Span span = nodes::StartSpan("sandbox.execute");
+  span.Set("rlmbox.execution.kind", kind);
+  if (!session_id.empty()) span.Set("rlmbox.session_id", session_id);
+  return span;
+}
+
+void FinishExecutionSpan(nodes::Span& span, const Result<engine::ExecutionResult>& result) {
+  if (!span.active()) return;
+  if (!result.ok()) {
+    span.Fail(result.status().message());
+  } else {
+    span.Set("rlmbox.outcome", engine::OutcomeName(result->outcome));
+    span.Set("rlmbox.fuel", result->fuel_used);
+    span.Set("rlmbox.memory_peak_bytes", result->memory_peak_bytes);
+    span.Set("rlmbox.execution_id", result->execution_id);
+    span.Set("rlmbox.host_calls", static_cast<uint64_t>(result->host_calls));
+    if (!result->success) span.Fail(result->error.value_or("failed"));
+  }
+  span.End();
 }
 
 bool WantsNdjson(const httplib::Request& req) {
@@ -191,10 +216,12 @@ void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& r
   if (!limits.ok()) return ReplyError(res, limits.status());
   executor::ExecuteRequest request{*code, ContextFrom(*body), *limits, nullptr};
   if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
+  nodes::Span span = StartExecutionSpan("stateless", "");
   auto result = [&] {
     service::GateSlot slot(gate);
     return executor.Execute(request);
   }();
+  FinishExecutionSpan(span, result);
   if (!result.ok()) return ReplyError(res, result.status());
   metrics.ObserveExecution(*result, "stateless");
   service::LogExecution(*result, "stateless", "", *code);
@@ -252,10 +279,12 @@ void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Resp
     }
   }
   if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
+  nodes::Span span = StartExecutionSpan("session", (*entry)->id);
   auto result = [&] {
     service::GateSlot slot(gate);
     return (*entry)->session->Execute(*code, *limits, nullptr);
   }();
+  FinishExecutionSpan(span, result);
   if (!result.ok()) return ReplyError(res, result.status());
   ++(*entry)->executions;
   metrics.ObserveExecution(*result, "session");
@@ -279,7 +308,9 @@ void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntr
         service::StreamingHostCallHandler handler(
             entry->id, calls, emit, [this] { gate.Release(); }, [this] { gate.AcquireResume(); });
         service::SessionUse use(entry);
+        nodes::Span span = StartExecutionSpan("session", entry->id);
         auto result = entry->session->Execute(code, limits, &handler);
+        FinishExecutionSpan(span, result);
         json event;
         if (result.ok()) {
           ++entry->executions;

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "http/http_status.h"
+#include "nodes/tracing.h"
 #include "service/document.h"
 #include "service/log.h"
 #include "service/metrics.h"
@@ -80,9 +81,26 @@ struct InferenceServer::Impl {
       }
       o.max_depth = body["max_depth"];
     }
+    nodes::Span span = nodes::StartSpan("rlm " + route);
+    span.Set("rlmbox.rlm.model", o.root_model);
+    span.Set("rlmbox.rlm.max_depth", o.max_depth);
     rlm::Rlm loop(llm, runners, o);
     rlm::RlmResult r = loop.Complete(query, context);
     metrics.ObserveInference(route, r);
+    if (span.active()) {
+      span.Set("rlmbox.rlm.iterations", r.iterations);
+      uint64_t calls = 0, input = 0, output = 0;
+      for (const auto& [model, u] : r.usage) {
+        calls += u.calls;
+        input += u.input_tokens;
+        output += u.output_tokens;
+      }
+      span.Set("rlmbox.rlm.model_calls", calls);
+      span.Set("rlmbox.rlm.input_tokens", input);
+      span.Set("rlmbox.rlm.output_tokens", output);
+      if (!r.success) span.Fail(r.error);
+      span.End();
+    }
     if (!options.trajectory_dir.empty()) {
       *trajectory_id = service::RandomId();
       std::ofstream out(options.trajectory_dir + "/" + *trajectory_id + ".jsonl");

@@ -1,5 +1,6 @@
 #include "nodes/tracing.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -20,6 +21,7 @@ namespace otel = opentelemetry;
 namespace sdktrace = opentelemetry::sdk::trace;
 
 struct Global {
+  std::atomic<bool> on{false};  // read first: no lock on the hot path when off
   std::mutex mu;
   std::shared_ptr<sdktrace::TracerProvider> provider;
   otel::nostd::shared_ptr<otel::trace::Tracer> tracer;
@@ -31,6 +33,7 @@ Global& G() {
 }
 
 otel::nostd::shared_ptr<otel::trace::Tracer> Tracer() {
+  if (!G().on.load(std::memory_order_acquire)) return {};
   std::lock_guard lock(G().mu);
   return G().tracer;
 }
@@ -109,6 +112,7 @@ bool InitTracingFromEnv(std::string_view service_name) {
   std::lock_guard lock(G().mu);
   G().provider = provider;
   G().tracer = provider->GetTracer("rlmbox", "0.1.0");
+  G().on.store(true, std::memory_order_release);
   return true;
 }
 
@@ -116,6 +120,7 @@ void ShutdownTracing() {
   std::shared_ptr<sdktrace::TracerProvider> provider;
   {
     std::lock_guard lock(G().mu);
+    G().on.store(false, std::memory_order_release);
     provider = std::move(G().provider);
     G().tracer = nullptr;
   }

@@ -1,6 +1,7 @@
 """rlmbox's own traces, received by a real OpenTelemetry Collector: a span per
 workflow, node and sandbox execution, with the right parent/child links and
 attributes."""
+import http.client
 import json
 import os
 import subprocess
@@ -12,7 +13,8 @@ BIN = os.environ.get("RLMBOX_BIN", "build/rlmbox")
 HERE = os.path.dirname(__file__)
 TRIAGE = os.path.join(HERE, "..", "nodes", "triage.yaml")
 sys.path.insert(0, os.path.join(HERE, "..", "service"))
-from service_process import Service  # noqa: E402
+from service_process import Service, free_port, wait_http  # noqa: E402
+from model_fixture import model  # noqa: E402,F401  (fixture)
 
 
 def by_name(spans, name):
@@ -83,3 +85,56 @@ def test_execution_plane_exports_node_spans(collector):
     assert node["attributes"]["rlmbox.node.profile"] == "condition"
     (ex,) = by_name(spans, "sandbox.execute")
     assert ex["parent_span_id"] == node["span_id"]
+
+
+def test_execute_and_session_cells_export_spans(collector):
+    svc = Service(env=collector.env())
+    try:
+        svc.post("/execute", {"code": "1 / 0"})
+        sid = svc.new_session()
+        svc.run(sid, "x = 1")
+        spans = collector.wait_for(
+            lambda ss: sum(s["name"] == "sandbox.execute" for s in ss) >= 2, timeout=15)
+    finally:
+        svc.stop()
+    by_kind = {s["attributes"]["rlmbox.execution.kind"]: s for s in spans
+               if s["name"] == "sandbox.execute"}
+    stateless, session = by_kind["stateless"], by_kind["session"]
+    assert stateless["parent_span_id"] is None
+    assert stateless["attributes"]["rlmbox.outcome"] == "exception"
+    assert stateless["status"]["code"] == "ERROR"
+    assert "ZeroDivisionError" in stateless["status"]["message"]
+    assert session["attributes"]["rlmbox.session_id"] == sid
+    assert session["attributes"]["rlmbox.outcome"] == "ok"
+    assert session["attributes"]["rlmbox.fuel"] > 0
+
+
+def test_inference_plane_exports_a_span_per_rlm_request(collector, model):
+    base, _ = model({"rules": [
+        {"times": 1, "reply": "```repl\nx = 6 * 7\n```"},
+        {"times": 1, "reply": "FINAL_VAR(x)"},
+    ]})
+    port = free_port()
+    env = {**os.environ, **collector.env(), "LLM_BASE_URL": base, "LLM_API_KEY": "k",
+           "LLM_MODEL": "m"}
+    for k in ("WASM_SERVICE_URL", "WASM_MANAGER_SERVICE_URL"):
+        env.pop(k, None)
+    p = subprocess.Popen([BIN, "serve", "--port", str(port)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(port)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("POST", "/completion", body=json.dumps({"query": "q", "context": "c"}),
+                  headers={"Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        assert r["success"] and r["answer"] == "42", r
+        spans = collector.wait_for(lambda ss: any(s["name"] == "rlm /completion" for s in ss),
+                                   timeout=15)
+    finally:
+        p.terminate()
+        p.wait()
+    (span,) = by_name(spans, "rlm /completion")
+    assert span["attributes"]["rlmbox.rlm.iterations"] == 2
+    assert span["attributes"]["rlmbox.rlm.model_calls"] == 2
+    assert span["attributes"]["rlmbox.rlm.model"] == "m"
+    assert span["status"]["code"] != "ERROR"
