@@ -6,12 +6,16 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup build test test-asan fuzz soak run bench bench-http bench-rlm bench-nodes bench-quick format clean
+.PHONY: all setup fetch-sources build test test-asan fuzz soak run bench bench-http bench-rlm bench-nodes bench-quick format clean
 
 all: build
 
 setup:
 	@scripts/setup.sh
+
+# The pinned upstream source tarballs alone (guest/sources.lock) into $(RLMBOX_CACHE)/src.
+fetch-sources:
+	@scripts/fetch-sources.sh >/dev/null
 
 build: setup
 	@cmake --build $(BUILD_DIR)

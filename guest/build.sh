@@ -4,8 +4,8 @@
 # Wizer. Prints the directory holding guest.wasm and lib/python313.zip.
 #
 # Every stage is cached under $RLMBOX_CACHE keyed by the hash of its recipe:
-#   src/                       Debian source packages (python3.13, zlib from trixie)
-#   cpython-native-<ver>/      native build python (cross builds need one)
+#   src/                       upstream tarballs pinned in guest/sources.lock (verified)
+#   cpython-native-<ver>-<hash>/ native build python (cross builds need one)
 #   cpython-wasi-<hash>/       libpython + modules + zlib for wasm32 (slow, ~10 min)
 #   guest-<hash>/              the final guest (fast: link, zip, wizer)
 set -euo pipefail
@@ -13,42 +13,30 @@ source "$(dirname "$0")/../scripts/common.sh"
 here="$ROOT/guest"
 
 PY_VERSION=3.13.5
-PY_DEB=python3.13
-ZLIB_DEB=zlib
 
-cpython_hash=$(recipe_hash guest/build-cpython-wasi.sh guest/build-native-python.sh)
+cpython_hash=$(recipe_hash guest/build-cpython-wasi.sh guest/build-native-python.sh guest/sources.lock)
 guest_hash=$(recipe_hash guest/shim.c guest/rlmbox_runner.py guest/rlmbox_policy.py guest/build.sh guest/stdlib-prune.txt \
   guest/wizer/package.json guest/wizer/package-lock.json)-$cpython_hash
 out="$RLMBOX_CACHE/guest-$guest_hash"
 if [[ -f "$out/.done" ]]; then echo "$out"; exit 0; fi
 
-# --- sources from Debian -----------------------------------------------------------------
-src="$RLMBOX_CACHE/src"
-mkdir -p "$src"
-fetch_source() {  # fetch_source PACKAGE GLOB -> path of the upstream tarball
-  local f
-  f=$(ls "$src"/$2 2>/dev/null | head -1 || true)
-  if [[ -z "$f" ]]; then
-    log "fetching Debian source package $1"
-    (cd "$src" && apt-get source --download-only -qq "$1" >/dev/null 2>&1) ||
-      { log "apt-get source $1 failed (is the trixie deb-src entry present? run scripts/install-system-deps.sh)"; exit 1; }
-    f=$(ls "$src"/$2 | head -1)
-  fi
-  echo "$f"
-}
-py_tar=$(fetch_source "$PY_DEB" "python3.13_${PY_VERSION}.orig.tar.xz")
-zlib_tar=$(fetch_source "$ZLIB_DEB" "zlib_*.orig.tar.gz")
+# --- sources: the pinned upstream tarballs (guest/sources.lock), hash-verified -----------------
+sources=$("$ROOT/scripts/fetch-sources.sh" python3.13 zlib)
+py_tar=$(awk '$1 == "python3.13" {print $2}' <<<"$sources")
+zlib_tar=$(awk '$1 == "zlib" {print $2}' <<<"$sources")
 
 # --- native build python, then the wasm32 CPython -------------------------------------------
-native="$RLMBOX_CACHE/cpython-native-$PY_VERSION"
+native=$(native_python_dir)
 if [[ ! -f "$native/.done" ]]; then
-  log "building native CPython $PY_VERSION (cross-build helper, ~5 min)"
+  stage_start "building native CPython $PY_VERSION (the cross build's helper)" "3 min"
   "$here/build-native-python.sh" "$py_tar" "$native"
+  stage_end
 fi
 wasi="$RLMBOX_CACHE/cpython-wasi-$cpython_hash"
 if [[ ! -f "$wasi/.done" ]]; then
-  log "cross-building CPython $PY_VERSION for wasm32-wasip1 (~10 min)"
+  stage_start "cross-building CPython $PY_VERSION and zlib for wasm32-wasip1" "10 min"
   "$here/build-cpython-wasi.sh" "$py_tar" "$zlib_tar" "$native/python" "$wasi"
+  stage_end
 fi
 
 rm -rf "$out.tmp" && mkdir -p "$out.tmp/lib"
@@ -59,7 +47,7 @@ mkdir -p "$work"
 cpy="$wasi/cpython"
 reactor="$RLMBOX_CACHE/reactor-$(recipe_hash guest/shim.c guest/build.sh)-$cpython_hash.wasm"
 if [[ ! -f "$reactor" ]]; then
-  log "linking the guest reactor (ThinLTO, ~1 min)"
+  stage_start "linking the guest reactor (ThinLTO)" "1 min"
   # shellcheck disable=SC1090
   eval "$(sed -e "s/^\([A-Z_]*\)=\(.*\)$/\1='\2'/" "$wasi/link.vars")"
   clang-19 --target=wasm32-wasi -O3 -g0 -flto=thin -mbulk-memory -I"$cpy/Include" -I"$cpy" \
@@ -72,10 +60,12 @@ if [[ ! -f "$reactor" ]]; then
     -Wl,--strip-all \
     -o "$reactor.tmp" "$work/shim.o" $LINK_OBJS $LIBS)
   mv "$reactor.tmp" "$reactor"
+  stage_end
 fi
 cp "$reactor" "$work/guest-raw.wasm"
 
 # --- the stdlib zip ----------------------------------------------------------------------------
+stage_start "packing the stdlib zip and pre-initialising the guest with Wizer" "40 s"
 stage="$work/stdlib"
 mkdir -p "$stage"
 cp -r "$cpy/Lib/." "$stage/"
@@ -105,6 +95,7 @@ wizer="$tools/node_modules/@bytecodealliance/wizer-linux-x64/wizer"
   --mapdir "/lib::$out.tmp/lib" -o "$out.tmp/guest.wasm" "$work/guest-raw.wasm"
 
 rm -rf "$work"
+stage_end
 sha256sum "$out.tmp/guest.wasm" "$out.tmp/lib/python313.zip" | sed "s|$out.tmp/||" >"$out.tmp/SHA256SUMS"
 touch "$out.tmp/.done"
 rm -rf "$out" && mv "$out.tmp" "$out"

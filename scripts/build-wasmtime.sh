@@ -10,7 +10,7 @@ hash=$(recipe_hash deps/wasmtime-capi/Cargo.toml deps/wasmtime-capi/Cargo.lock \
 out="$RLMBOX_CACHE/wasmtime-$hash"
 if [[ -f "$out/.done" ]]; then echo "$out"; exit 0; fi
 
-log "building wasmtime C API (first time only, ~15 min on 2 cores) -> $out"
+log "building wasmtime C API from crates.io (first time only; ~7 min on 2 cores) -> $out"
 target="$RLMBOX_CACHE/cargo-target"
 (cd "$ROOT/deps/wasmtime-capi" &&
   CARGO_TARGET_DIR="$target" cargo build --release --locked >&2)

@@ -2,4 +2,4 @@
 # Prints the path of the native CPython built from the same Debian source as the
 # guest (the fairest native baseline for benchmarks).
 source "$(dirname "$0")/common.sh"
-echo "$RLMBOX_CACHE/cpython-native-3.13.5/python"
+echo "$(native_python_dir)/python"

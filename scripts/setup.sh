@@ -2,13 +2,17 @@
 # One idempotent set-up: Debian packages, wasmtime C API, the guest, and the
 # CMake build directory. Heavy artifacts are cached outside the clone
 # ($RLMBOX_CACHE, default ~/.cache/rlmbox) keyed by recipe hash, so a fresh
-# clone with a warm cache configures in seconds.
+# clone with a warm cache configures in seconds. Each stage that has work to do
+# says what it is doing, how long it usually takes on 2 cores and how long it
+# took; a set-up that built anything ends with its total time.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+t0=$SECONDS
 
 "$ROOT/scripts/install-system-deps.sh"
 wasmtime_dir=$("$ROOT/scripts/build-wasmtime.sh")
+(( SECONDS - t0 > 5 )) && log "wasmtime C API: ready after $(fmt_secs $((SECONDS - t0)))"
 guest_dir=$("$ROOT/guest/build.sh")
 
 # Reconfigure only when an input changed (keeps `make` fast and quiet).
@@ -20,4 +24,7 @@ if [[ ! -f "$BUILD_DIR/build.ninja" || "$(cat "$stamp" 2>/dev/null)" != "$want" 
     -DWASMTIME_DIR="$wasmtime_dir" -DRLMBOX_GUEST_DIR="$guest_dir" \
     -DRLMBOX_SANITIZE="${RLMBOX_SANITIZE:-OFF}" >/dev/null
   echo "$want" >"$stamp"
+fi
+if (( SECONDS - t0 > 5 )); then
+  log "set-up took $(fmt_secs $((SECONDS - t0))); next: the C++ build (usually ~6 min on 2 cores the first time)"
 fi

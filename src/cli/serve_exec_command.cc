@@ -26,6 +26,7 @@ struct ServeExecOptions {
   std::string guest_dir;
   std::string tools_dir;
   std::string profiles_file;
+  std::string tokens_file;
 };
 
 // Reads a positive number from the environment, or `fallback`.
@@ -55,6 +56,18 @@ int Serve(const ServeExecOptions& o) {
   so.workers = o.workers;
   so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
+  std::string tokens_file = o.tokens_file;
+  if (const char* f = std::getenv("RLMBOX_TOKENS_FILE"); tokens_file.empty() && f) tokens_file = f;
+  if (!tokens_file.empty()) {
+    auto tenants = service::Tenants::ReadFile(tokens_file);
+    if (!tenants.ok()) {
+      std::cerr << "rlmbox: " << tenants.status().message() << "\n";
+      return 64;
+    }
+    so.tenants = std::move(*tenants);
+  }
+  so.max_session_ttl = std::chrono::milliseconds(
+      static_cast<int64_t>(EnvNumber("MAX_SESSION_TTL", 86400) * 1000));
   if (const char* a = std::getenv("RLMBOX_ADVERTISE_URL")) so.advertise_url = a;
   auto node_options = NodeOptions(o.profiles_file, o.tools_dir, so.execution_timeout);
   if (!node_options.ok()) {
@@ -114,9 +127,12 @@ void AddServeExecCommand(CLI::App& app, int* exit_code) {
                   "Directory of tool sources for tool nodes (NAME.py defining execute(**kwargs))");
   cmd->add_option("--profiles", o->profiles_file,
                   "Profile config file (JSON or YAML; docs/nodes.md)");
+  cmd->add_option("--tokens-file", o->tokens_file,
+                  "Tenants: one `TENANT TOKEN` pair per line (docs/security.md)");
   cmd->footer(
       "Environment: MAX_SESSIONS (100), SESSION_TTL seconds (3600), EXECUTION_TIMEOUT seconds\n"
       "(30), MAX_REQUEST_BYTES (64 MiB), RLMBOX_TOKEN (bearer token; unset = no auth),\n"
+      "RLMBOX_TOKENS_FILE (as --tokens-file), MAX_SESSION_TTL seconds (86400),\n"
       "RLMBOX_TOOLS_DIR, RLMBOX_PROFILES (as the options), OTEL_EXPORTER_OTLP_ENDPOINT\n"
       "(export traces over OTLP/HTTP), RLMBOX_ADVERTISE_URL (this instance's own URL,\n"
       "returned with new sessions so they stick to it behind a load balancer),\n"

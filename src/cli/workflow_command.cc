@@ -15,6 +15,7 @@
 #include "rlm/in_process_runner.h"
 #include "rlm/rlm.h"
 #include "service/document.h"
+#include "base/bounded_json.h"
 
 namespace rlmbox::cli {
 namespace {
@@ -40,7 +41,7 @@ int Run(const WorkflowOptions& o) {
   if (!wf.ok()) return Fail(wf.status().message(), 2);
   json inputs = json::object();
   if (!o.inputs.empty()) {
-    inputs = json::parse(o.inputs, nullptr, false);
+    inputs = ParseBoundedJson(o.inputs, kRequestJsonLimits).value_or(json(json::value_t::discarded));
     if (!inputs.is_object()) return Fail("--inputs must be a JSON object", 2);
   }
   rlm::RlmOptions ro = RlmOptionsFromEnv();

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "base/bounded_json.h"
 #include "engine/door_protocol.h"
 #include "engine/internals.h"
 
@@ -41,7 +42,12 @@ std::string Dispatch(SandboxState& st, std::string_view request) {
     return ErrorReply("host call too large (limit " + std::to_string(limits.max_host_call_bytes) +
                       " bytes)");
   }
-  nlohmann::json call = nlohmann::json::parse(request, nullptr, /*allow_exceptions=*/false);
+  auto decoded = ParseBoundedJson(request, kGuestJsonLimits, "the host call");
+  if (!decoded.ok()) {
+    const std::string& why = decoded.status().message();
+    return ErrorReply(why.find("not valid JSON") != std::string::npos ? "malformed host call" : why);
+  }
+  nlohmann::json call = std::move(*decoded);
   HostCallKind kind{};
   size_t prompts = 0;
   if (std::string err = ValidateHostCall(call, &kind, &prompts); !err.empty()) {

@@ -2,7 +2,9 @@
 
 #include <cstring>
 
+#include "base/bounded_json.h"
 #include "engine/engine.h"
+#include "engine/guest_reply.h"
 #include "engine/internals.h"
 
 namespace rlmbox::engine {
@@ -20,15 +22,6 @@ constexpr int kOpPrime = 4;
 // Fuel kept back after the soft stop so the guest can unwind and reply.
 uint64_t FuelReserve(uint64_t budget) {
   return std::clamp<uint64_t>(budget / 10, 20'000'000, 500'000'000);
-}
-
-// Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
-bool TruncateUtf8(std::string& s, uint64_t max) {
-  if (s.size() <= max) return false;
-  auto cut = static_cast<size_t>(max);
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  s.resize(cut);
-  return true;
 }
 
 std::string NewExecutionId() {
@@ -53,6 +46,9 @@ std::string StopMessage(Outcome outcome, const Limits& limits) {
          " fuel and was stopped";
 }
 
+// Replies of the small ops (context binding, priming): a few fields.
+constexpr uint64_t kSmallReplyBytes = 64u << 10;
+
 }  // namespace
 
 struct Sandbox::Wasm {
@@ -67,7 +63,9 @@ struct Sandbox::Wasm {
 // What one guest call produced, before interpretation.
 struct Sandbox::Call {
   bool returned = false;        // the guest returned a reply
-  std::string reply;            // its bytes (UTF-8 JSON)
+  std::string reply;            // its bytes (UTF-8 JSON), unless too large
+  bool reply_too_large = false; // the reply exceeded the caller's bound and was not read
+  uint64_t reply_bytes = 0;     // the reply's size as the guest gave it
   bool trapped = false;         // the call ended in a trap or host error
   std::optional<wasmtime_trap_code_t> trap_code;
   std::string trap_message;
@@ -188,7 +186,7 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
 }
 
 Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& limits,
-                              HostCallHandler* handler) {
+                              HostCallHandler* handler, uint64_t max_reply_bytes) {
   Call c;
   SandboxState& st = *state_;
   auto cx = wasm_->store.context();
@@ -244,8 +242,16 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
             c.trapped = true;
             c.trap_message = "the guest runner failed to produce a reply";
           } else {
+            // The reply is hostile input: it is read only when its size is
+            // one the caller's caps allow (a guest cannot make the host copy
+            // hundreds of megabytes by printing around the runner).
             c.returned = true;
-            c.reply.assign(reinterpret_cast<const char*>(mem.data() + rptr), rlen);
+            c.reply_bytes = rlen;
+            if (rlen > max_reply_bytes) {
+              c.reply_too_large = true;
+            } else {
+              c.reply.assign(reinterpret_cast<const char*>(mem.data() + rptr), rlen);
+            }
           }
         }
       }
@@ -299,31 +305,42 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
                    {"kwargs", options.call_kwargs.is_object() ? options.call_kwargs
                                                               : nlohmann::json::object()}};
   }
+  const auto started = Clock::now();
   Call c = Invoke(kOpExecute, req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  limits, handler);
-  r.execution_time_s = std::chrono::duration<double>(c.elapsed).count();
+                  limits, handler, MaxReplyBytes(limits.max_output_bytes));
   r.fuel_used = c.fuel_used;
   r.memory_peak_bytes = memory_bytes();
   r.host_calls = c.host_calls;
 
+  // What the engine itself did: a stop it sent decides the outcome, whatever
+  // the guest did after it (swallowed the stop, raised something else, forged
+  // its reply).
   auto stop_outcome = [&]() -> std::optional<Outcome> {
     if (c.reason == StopReason::kTimeout) return Outcome::kTimeout;
     if (c.reason == StopReason::kFuel) return Outcome::kFuelExhausted;
     if (c.reason == StopReason::kCancelled) return Outcome::kException;
     return std::nullopt;
   };
+  auto finish_time = [&] {
+    r.execution_time_s = std::chrono::duration<double>(Clock::now() - started).count();
+  };
 
-  nlohmann::json reply;
-  if (c.returned) {
-    reply = nlohmann::json::parse(c.reply, nullptr, /*allow_exceptions=*/false);
-    if (!reply.is_object() || !reply.contains("success") || !reply["success"].is_boolean()) {
+  std::optional<GuestReply> reply;
+  if (c.returned && !c.reply_too_large) {
+    auto decoded = DecodeExecuteReply(c.reply, limits.max_output_bytes,
+                                      options.mode != CellOptions::Mode::kRepl);
+    std::string().swap(c.reply);  // the decoded copy is all that is kept
+    if (decoded.ok()) {
+      reply = std::move(*decoded);
+    } else {
       c.returned = false;
       c.trapped = true;
-      c.trap_message = "the guest returned a malformed reply";
-      wasm_->usable = false;
+      c.trap_message = decoded.status().message();
+      wasm_->usable = false;  // the runner no longer behaves as the runner
     }
   }
   if (!c.returned) {
+    finish_time();
     if (c.alloc_failed) {
       r.outcome = Outcome::kMemoryExceeded;
       r.error = "MemoryError: the code does not fit in the memory limit";
@@ -345,36 +362,46 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
     return r;
   }
 
-  auto str = [&](const char* key) {
-    return reply.contains(key) && reply[key].is_string() ? reply[key].get<std::string>()
-                                                         : std::string();
-  };
-  r.stdout_text = str("stdout");
-  r.stderr_text = str("stderr");
-  if (reply.contains("locals") && reply["locals"].is_object()) r.locals = reply["locals"];
-  if (reply.contains("error") && reply["error"].is_string()) r.error = str("error");
-  if (reply.contains("answer") && reply["answer"].is_object() &&
-      reply["answer"].value("ready", false) == true && reply["answer"]["content"].is_string()) {
-    r.final_answer = reply["answer"]["content"].get<std::string>();
+  std::string exc_type;
+  bool success = false, truncated = false;
+  if (c.reply_too_large) {
+    // Nothing of it was read; the cell's state in the guest is intact.
+    truncated = true;
+    r.error = "OutputLimitExceeded: the cell's output (" + std::to_string(c.reply_bytes) +
+              " bytes) exceeded what its " + std::to_string(limits.max_output_bytes) +
+              "-byte output cap allows";
+  } else {
+    r.stdout_text = std::move(reply->stdout_text);
+    r.stderr_text = std::move(reply->stderr_text);
+    r.locals = std::move(reply->locals);
+    r.error = std::move(reply->error);
+    r.final_answer = std::move(reply->final_answer);
+    if (reply->value) {
+      r.value = std::move(reply->value);
+      r.value_type = std::move(reply->value_type);
+    }
+    exc_type = std::move(reply->exception_type);
+    success = reply->success;
+    truncated = reply->truncated;
   }
-  if (options.mode != CellOptions::Mode::kRepl && reply.contains("value")) {
-    r.value = reply["value"];
-    r.value_type = str("value_type");
-  }
-  const std::string exc_type = str("exception_type");
-  bool truncated = reply.value("stdout_truncated", false) || reply.value("stderr_truncated", false);
-  // The host enforces the cap itself; the guest's own cap only stops it early.
-  truncated |= TruncateUtf8(r.stdout_text, limits.max_output_bytes);
-  truncated |= TruncateUtf8(r.stderr_text, limits.max_output_bytes);
+  finish_time();
+  // The host's own work on the reply counts against the deadline too.
+  const bool overran =
+      r.execution_time_s * 1000.0 >
+      static_cast<double>((limits.timeout + engine_.options().hard_stop_grace).count());
 
-  const bool success = reply["success"].get<bool>();
-  if (c.interrupted && exc_type == "SandboxInterrupt" && stop_outcome()) {
-    r.outcome = *stop_outcome();
+  if (auto o = stop_outcome(); o || overran) {
+    r.outcome = o.value_or(Outcome::kTimeout);
     r.error = StopMessage(r.outcome, limits);
-    r.stderr_text += *r.error + "\n";
+    if (r.stderr_text.size() + r.error->size() < limits.max_output_bytes) {
+      r.stderr_text += *r.error + "\n";
+    }
+    // A stopped cell did not complete: nothing it marked as final counts.
+    r.final_answer.reset();
+    r.value.reset();
   } else if (truncated) {
     r.outcome = Outcome::kOutputTruncated;
-    if (!r.error || exc_type == "OutputLimitExceeded") {
+    if (!c.reply_too_large && (!r.error || exc_type == "OutputLimitExceeded")) {
       r.error = "OutputLimitExceeded: output exceeded " + std::to_string(limits.max_output_bytes) +
                 " bytes";
     }
@@ -397,24 +424,29 @@ Status Sandbox::SetContext(const ContextValue& context, const Limits& limits) {
     return InvalidArgument("context is not valid JSON");
   }
   Call c = Invoke(context.kind == ContextValue::Kind::kText ? kOpContextText : kOpContextJson,
-                  context.data, limits, nullptr);
+                  context.data, limits, nullptr, kSmallReplyBytes);
   // A context the limits cannot hold is the request's problem (400), not an
   // overload to retry.
   if (c.alloc_failed) return InvalidArgument("context does not fit in the memory limit");
-  if (!c.returned) {
+  if (!c.returned || c.reply_too_large) {
     if (c.reason == StopReason::kTimeout) return InvalidArgument("loading the context timed out");
     if (c.reason == StopReason::kFuel) return InvalidArgument("loading the context ran out of fuel");
     return InvalidArgument("loading the context failed: " + c.trap_message);
   }
-  auto reply = nlohmann::json::parse(c.reply, nullptr, false);
-  if (!reply.is_object() || !reply.value("ok", false)) {
+  auto parsed = ParseBoundedJson(c.reply, kGuestJsonLimits, "the guest's reply");
+  const nlohmann::json reply = parsed.ok() ? *parsed : nlohmann::json();
+  if (!reply.is_object() || !reply.contains("ok") || !reply["ok"].is_boolean() ||
+      !reply["ok"].get<bool>()) {
     std::string why = reply.is_object() && reply.contains("error") && reply["error"].is_string()
                           ? reply["error"].get<std::string>()
                           : "unknown";
+    TruncateUtf8(why, 4096);
     if (why.find("MemoryError") != std::string::npos) {
       return InvalidArgument("context does not fit in the memory limit");
     }
-    return Internal("loading the context failed: " + why);
+    // The context is the caller's data: one the guest's decoder refuses (too
+    // deep for CPython's json, say) is the request's problem, not ours.
+    return InvalidArgument("the context could not be loaded: " + why);
   }
   return Status::Ok();
 }
@@ -423,20 +455,44 @@ Status Sandbox::Prime() {
   if (!wasm_->usable) return FailedPrecondition("the sandbox is no longer usable");
   Limits limits;
   limits.timeout = std::chrono::seconds(5);
-  Call c = Invoke(kOpPrime, {}, limits, nullptr);
+  Call c = Invoke(kOpPrime, {}, limits, nullptr, kSmallReplyBytes);
   if (!c.returned) return Internal("priming the sandbox failed: " + c.trap_message);
   return Status::Ok();
 }
 
 Result<nlohmann::json> Sandbox::GetVar(std::string_view name, const Limits& limits) {
   if (!wasm_->usable) return FailedPrecondition("the sandbox is no longer usable");
-  Call c = Invoke(kOpGetVar, name, limits, nullptr);
+  Call c = Invoke(kOpGetVar, name, limits, nullptr, MaxReplyBytes(limits.max_output_bytes));
+  if (c.reason == StopReason::kTimeout) {
+    return InvalidArgument("reading the variable exceeded its " +
+                           std::to_string(limits.timeout.count()) + " ms time limit");
+  }
   if (!c.returned) return Internal("reading the variable failed: " + c.trap_message);
-  auto reply = nlohmann::json::parse(c.reply, nullptr, false);
-  if (!reply.is_object()) return Internal("the guest returned a malformed reply");
-  if (!reply.value("found", false)) return NotFound("no variable named '" + std::string(name) + "'");
-  reply.erase("found");
-  return reply;
+  if (c.reply_too_large) {
+    return InvalidArgument("the variable's text is larger than the " +
+                           std::to_string(limits.max_output_bytes) + "-byte output cap");
+  }
+  auto parsed = ParseBoundedJson(c.reply, kGuestJsonLimits, "the guest's reply");
+  if (!parsed.ok() || !parsed->is_object()) return Internal("the guest returned a malformed reply");
+  nlohmann::json& reply = *parsed;
+  if (!reply.contains("found") || !reply["found"].is_boolean() || !reply["found"].get<bool>()) {
+    return NotFound("no variable named '" + std::string(name) + "'");
+  }
+  // Only the fields a variable lookup has, each of the type it has.
+  nlohmann::json out = nlohmann::json::object();
+  if (reply.contains("value")) out["value"] = std::move(reply["value"]);
+  for (const char* key : {"text", "type"}) {
+    if (reply.contains(key)) {
+      if (!reply[key].is_string()) return Internal("the guest returned a malformed reply");
+      std::string v = std::move(reply[key].get_ref<std::string&>());
+      TruncateUtf8(v, limits.max_output_bytes);
+      out[key] = std::move(v);
+    }
+  }
+  if (out.contains("value") && out["value"].dump().size() > limits.max_output_bytes) {
+    out["value"] = nullptr;
+  }
+  return out;
 }
 
 }  // namespace rlmbox::engine

@@ -97,7 +97,10 @@ class Sandbox {
   friend class Engine;
   explicit Sandbox(Engine& engine);
   struct Call;
-  Call Invoke(int op, std::string_view payload, const Limits& limits, HostCallHandler* handler);
+  // Runs one guest op. A reply larger than `max_reply_bytes` is not copied out
+  // of the guest (Call::reply_too_large).
+  Call Invoke(int op, std::string_view payload, const Limits& limits, HostCallHandler* handler,
+              uint64_t max_reply_bytes);
 
   Engine& engine_;
   std::unique_ptr<SandboxState> state_;  // outlives the store (declared first)

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "base/bounded_json.h"
 #include "http/http_status.h"
 #include "nodes/tracing.h"
 #include "nodes/workflow.h"
@@ -35,9 +36,14 @@ Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
     if (empty_ok) return json::object();
     return InvalidArgument("a JSON body is required");
   }
-  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidArgument("invalid JSON body");
-  if (!j.is_object()) return InvalidArgument("the body must be a JSON object");
+  auto j = ParseBoundedJson(req.body, kRequestJsonLimits, "the body");
+  if (!j.ok()) {
+    if (j.status().message().find("not valid JSON") != std::string::npos) {
+      return InvalidArgument("invalid JSON body");
+    }
+    return j.status();
+  }
+  if (!j->is_object()) return InvalidArgument("the body must be a JSON object");
   return j;
 }
 
@@ -87,11 +93,6 @@ bool WantsNdjson(const httplib::Request& req) {
   return req.get_header_value("Accept").find(kNdjson) != std::string::npos;
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
-  return diff == 0 && !b.empty();
-}
 
 }  // namespace
 
@@ -99,6 +100,8 @@ struct ExecServer::Impl {
   Impl(executor::Executor& ex, ExecServerOptions o)
       : executor(ex),
         options(std::move(o)),
+        tenants(options.tenants.auth_required() ? options.tenants
+                                                : service::Tenants::Single(options.token)),
         profiles(options.profiles.empty() ? service::BuiltinProfiles(options.execution_timeout)
                                           : options.profiles),
         sessions(ex, options.max_sessions, options.session_ttl),
@@ -119,8 +122,32 @@ struct ExecServer::Impl {
     Reply(res, HttpStatusFor(s), json{{"error", s.message()}, {"code", code}});
   }
 
+  // The caller's tenant: "" when auth is off; the pre-routing handler has
+  // already refused requests without a known token.
+  std::string TenantOf(const httplib::Request& req) const {
+    if (!tenants.auth_required()) return "";
+    const std::string auth = req.get_header_value("Authorization");
+    constexpr std::string_view kPrefix = "Bearer ";
+    if (auth.rfind(kPrefix, 0) != 0) return "";
+    return tenants.Find(std::string_view(auth).substr(kPrefix.size())).value_or("");
+  }
+
   Result<std::shared_ptr<service::SessionEntry>> SessionFor(const httplib::Request& req) {
-    return sessions.Get(req.matches[1].str());
+    return sessions.Get(req.matches[1].str(), TenantOf(req));
+  }
+
+  // A session's turn and a worker slot, in that order, for one entry into its
+  // guest (a request waiting for the session's turn holds no slot).
+  struct Turn {
+    std::unique_lock<std::mutex> session;
+    std::optional<service::GateSlot> slot;
+  };
+  Result<std::shared_ptr<Turn>> TakeTurn(service::SessionEntry& entry) {
+    auto t = std::make_shared<Turn>();
+    t->session = std::unique_lock(entry.turn);
+    if (Status s = gate.Acquire(); !s.ok()) return s;
+    t->slot.emplace(gate);
+    return t;
   }
 
   void Routes();
@@ -128,13 +155,15 @@ struct ExecServer::Impl {
   void CreateSession(const httplib::Request& req, httplib::Response& res);
   void SessionExecute(const httplib::Request& req, httplib::Response& res);
   void StreamSessionExecute(std::shared_ptr<service::SessionEntry> entry, std::string code,
-                            engine::Limits limits, httplib::Response& res);
+                            std::optional<engine::ContextValue> context, engine::Limits limits,
+                            httplib::Response& res);
   void PutContext(const httplib::Request& req, httplib::Response& res);
   // POST /nodes/execute and POST /workflows/run (plain JSON or NDJSON stream).
   void RunNodes(const httplib::Request& req, httplib::Response& res, bool workflow);
 
   executor::Executor& executor;
   ExecServerOptions options;
+  service::Tenants tenants;
   std::vector<service::Profile> profiles;
   service::SessionManager sessions;
   service::ExecutionGate gate;
@@ -237,17 +266,25 @@ void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Respo
   if (!limits.ok()) return ReplyError(res, limits.status());
   std::chrono::milliseconds ttl{0};
   if (b.contains("ttl") && !b["ttl"].is_null()) {
-    if (!b["ttl"].is_number() || b["ttl"].get<double>() <= 0) {
-      return ReplyError(res, InvalidArgument("ttl must be a positive number of seconds"));
+    const double max_s = static_cast<double>(options.max_session_ttl.count()) / 1000.0;
+    // NaN and infinities cannot arrive as JSON; anything but a number in
+    // (0, max] is refused rather than silently replaced by the default.
+    if (!b["ttl"].is_number() || !(b["ttl"].get<double>() > 0) || b["ttl"].get<double>() > max_s) {
+      return ReplyError(res, InvalidArgument("ttl must be a number of seconds in (0, " +
+                                             std::to_string(static_cast<int64_t>(max_s)) + "]"));
     }
-    ttl = std::chrono::milliseconds(static_cast<int64_t>(b["ttl"].get<double>() * 1000));
+    ttl = std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(b["ttl"].get<double>() * 1000)));
   }
-  auto entry = sessions.Create(b["profile"].get<std::string>(), *limits, ttl);
+  const std::string tenant = TenantOf(req);
+  auto entry = sessions.Create(b["profile"].get<std::string>(), *limits, ttl, tenant);
   if (!entry.ok()) return ReplyError(res, entry.status());
   if (auto ctx = ContextFrom(b)) {
     service::SessionUse use(*entry);
-    if (Status s = (*entry)->session->SetContext(std::move(*ctx), (*entry)->limits); !s.ok()) {
-      (void)sessions.Delete((*entry)->id);
+    auto turn = TakeTurn(**entry);
+    Status s = turn.ok() ? (*entry)->session->SetContext(std::move(*ctx), (*entry)->limits)
+                         : turn.status();
+    if (!s.ok()) {
+      (void)sessions.Delete((*entry)->id, tenant);
       return ReplyError(res, s);
     }
   }
@@ -270,20 +307,19 @@ void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Resp
   b["profile"] = (*entry)->profile;
   auto limits = service::ResolveLimits(b, profiles, options.ceilings);
   if (!limits.ok()) return ReplyError(res, limits.status());
-  if (WantsNdjson(req)) return StreamSessionExecute(*entry, *code, *limits, res);
+  if (WantsNdjson(req)) return StreamSessionExecute(*entry, *code, ContextFrom(b), *limits, res);
 
   service::SessionUse use(*entry);
+  auto turn = TakeTurn(**entry);
+  if (!turn.ok()) return ReplyError(res, turn.status());
   if (auto ctx = ContextFrom(b)) {
     if (Status s = (*entry)->session->SetContext(std::move(*ctx), *limits); !s.ok()) {
       return ReplyError(res, s);
     }
   }
-  if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
   nodes::Span span = StartExecutionSpan("session", (*entry)->id);
-  auto result = [&] {
-    service::GateSlot slot(gate);
-    return (*entry)->session->Execute(*code, *limits, nullptr);
-  }();
+  auto result = (*entry)->session->Execute(*code, *limits, nullptr);
+  turn->reset();
   FinishExecutionSpan(span, result);
   if (!result.ok()) return ReplyError(res, result.status());
   ++(*entry)->executions;
@@ -293,11 +329,20 @@ void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Resp
 }
 
 void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntry> entry,
-                                            std::string code, engine::Limits limits,
-                                            httplib::Response& res) {
-  // Admission happens before the stream starts so "overloaded" is a real 429.
-  if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
-  auto slot = std::make_shared<service::GateSlot>(gate);
+                                            std::string code,
+                                            std::optional<engine::ContextValue> context,
+                                            engine::Limits limits, httplib::Response& res) {
+  // Admission happens before the stream starts so "overloaded" is a real 429
+  // (and a context the session cannot bind is a real 400).
+  auto turn = TakeTurn(*entry);
+  if (!turn.ok()) return ReplyError(res, turn.status());
+  if (context) {
+    service::SessionUse use(entry);
+    if (Status s = entry->session->SetContext(std::move(*context), limits); !s.ok()) {
+      return ReplyError(res, s);
+    }
+  }
+  std::shared_ptr<Turn> slot = std::move(*turn);
   res.status = 200;
   res.set_chunked_content_provider(
       kNdjson, [this, entry, code, limits, slot](size_t, httplib::DataSink& sink) {
@@ -310,6 +355,7 @@ void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntr
         service::SessionUse use(entry);
         nodes::Span span = StartExecutionSpan("session", entry->id);
         auto result = entry->session->Execute(code, limits, &handler);
+        slot->slot.reset();
         FinishExecutionSpan(span, result);
         json event;
         if (result.ok()) {
@@ -347,6 +393,8 @@ void ExecServer::Impl::PutContext(const httplib::Request& req, httplib::Response
     ctx = engine::ContextValue{engine::ContextValue::Kind::kText, req.body};
   }
   service::SessionUse use(*entry);
+  auto turn = TakeTurn(**entry);
+  if (!turn.ok()) return ReplyError(res, turn.status());
   if (Status s = (*entry)->session->SetContext(std::move(*ctx), (*entry)->limits); !s.ok()) {
     return ReplyError(res, s);
   }
@@ -371,8 +419,8 @@ void ExecServer::Impl::Routes() {
   server.Post("/session", [this](const httplib::Request& q, httplib::Response& r) {
     CreateSession(q, r);
   });
-  server.Get("/sessions", [this](const httplib::Request&, httplib::Response& res) {
-    Reply(res, 200, json{{"sessions", sessions.List()}});
+  server.Get("/sessions", [this](const httplib::Request& req, httplib::Response& res) {
+    Reply(res, 200, json{{"sessions", sessions.List(TenantOf(req))}});
   });
   server.Post(R"(/session/([^/]+)/execute)",
               [this](const httplib::Request& q, httplib::Response& r) { SessionExecute(q, r); });
@@ -383,7 +431,11 @@ void ExecServer::Impl::Routes() {
     auto entry = SessionFor(req);
     if (!entry.ok()) return ReplyError(res, entry.status());
     service::SessionUse use(*entry);
+    // str(value) is guest code: it runs under the gate and the limits.
+    auto turn = TakeTurn(**entry);
+    if (!turn.ok()) return ReplyError(res, turn.status());
     auto v = (*entry)->session->GetVar(req.matches[2].str(), (*entry)->limits);
+    turn->reset();
     if (!v.ok()) return ReplyError(res, v.status());
     json out = *v;
     out["name"] = req.matches[2].str();
@@ -391,6 +443,9 @@ void ExecServer::Impl::Routes() {
   });
   // Answers to host calls: of a session's cell, or of a node / workflow run.
   auto answer_call = [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.matches[0].str().rfind("/session/", 0) == 0) {
+      if (auto entry = SessionFor(req); !entry.ok()) return ReplyError(res, entry.status());
+    }
     auto body = ParseBody(req, false);
     if (!body.ok()) return ReplyError(res, body.status());
     Status s = calls.Answer(req.matches[1].str(), req.matches[2].str(), *body);
@@ -404,7 +459,7 @@ void ExecServer::Impl::Routes() {
   server.Post("/workflows/run",
               [this](const httplib::Request& q, httplib::Response& r) { RunNodes(q, r, true); });
   server.Delete(R"(/session/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-    Status s = sessions.Delete(req.matches[1].str());
+    Status s = sessions.Delete(req.matches[1].str(), TenantOf(req));
     if (!s.ok()) return ReplyError(res, s);
     service::LogEvent(LogLevel::kInfo, "session_deleted", {{"session_id", req.matches[1].str()}});
     Reply(res, 200, json{{"status", "ok"}});
@@ -438,10 +493,10 @@ ExecServer::ExecServer(executor::Executor& executor, ExecServerOptions options)
   s.server.set_read_timeout(30, 0);
   s.server.set_write_timeout(30, 0);
   s.server.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
-    if (s.options.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (!s.tenants.auth_required() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
-    if (auth.rfind(prefix, 0) == 0 && ConstantTimeEquals(auth.substr(prefix.size()), s.options.token)) {
+    if (auth.rfind(prefix, 0) == 0 && s.tenants.Find(std::string_view(auth).substr(prefix.size()))) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
     s.metrics.ObserveHostError("unauthorized");

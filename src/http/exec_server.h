@@ -15,6 +15,7 @@
 #include "executor/executor.h"
 #include "nodes/node_runner.h"
 #include "service/profiles.h"
+#include "service/tenants.h"
 
 namespace rlmbox::http {
 
@@ -24,7 +25,11 @@ struct ExecServerOptions {
   size_t max_sessions = 100;
   std::chrono::milliseconds session_ttl{3'600'000};
   std::chrono::milliseconds execution_timeout{30'000};
-  std::string token;                         // empty: no auth
+  std::string token;                         // empty: no auth (unless `tenants`)
+  // Tenants and their tokens (RLMBOX_TOKENS_FILE); when set, `token` is unused.
+  service::Tenants tenants;
+  // The longest `ttl` a caller may ask for a session.
+  std::chrono::milliseconds max_session_ttl{86'400'000};
   // This instance's own address (RLMBOX_ADVERTISE_URL, e.g. http://<pod IP>:8000),
   // returned with each new session so its later requests reach this instance
   // even behind a load balancer. Empty: not returned.

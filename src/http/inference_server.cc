@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "base/bounded_json.h"
 #include "http/http_status.h"
 #include "nodes/tracing.h"
 #include "service/document.h"
@@ -51,9 +52,14 @@ struct InferenceServer::Impl {
   }
 
   Result<json> Body(const httplib::Request& req) {
-    json j = json::parse(req.body, nullptr, false);
-    if (j.is_discarded()) return InvalidArgument("invalid JSON body");
-    if (!j.is_object()) return InvalidArgument("the body must be a JSON object");
+    auto j = ParseBoundedJson(req.body, kRequestJsonLimits, "the body");
+    if (!j.ok()) {
+      if (j.status().message().find("not valid JSON") != std::string::npos) {
+        return InvalidArgument("invalid JSON body");
+      }
+      return j.status();
+    }
+    if (!j->is_object()) return InvalidArgument("the body must be a JSON object");
     return j;
   }
 

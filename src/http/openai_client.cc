@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include "base/bounded_json.h"
 
 namespace rlmbox::http {
 namespace {
@@ -94,7 +95,7 @@ class OpenAiClient final : public rlm::LlmClient {
 
  private:
   static Result<rlm::Completion> ParseCompletion(const std::string& text, const std::string& model) {
-    json j = json::parse(text, nullptr, false);
+    json j = ParseBoundedJson(text, kGuestJsonLimits).value_or(json());
     if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array() || j["choices"].empty() ||
         !j["choices"][0].is_object() || !j["choices"][0].contains("message") ||
         !j["choices"][0]["message"].is_object()) {

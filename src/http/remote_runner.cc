@@ -5,6 +5,7 @@
 #include <future>
 
 #include <nlohmann/json.hpp>
+#include "base/bounded_json.h"
 
 namespace rlmbox::http {
 namespace {
@@ -24,7 +25,7 @@ std::unique_ptr<httplib::Client> NewClient(const RemoteRunnerOptions& o) {
 // The execution plane's error message from a non-200 reply.
 Status ErrorFrom(const httplib::Result& r, const std::string& what) {
   if (!r) return Unavailable("the execution plane is unreachable (" + what + ": " + to_string(r.error()) + ")");
-  json j = json::parse(r->body, nullptr, false);
+  json j = ParseBoundedJson(r->body, kGuestJsonLimits).value_or(json());
   std::string msg = j.is_object() && j.contains("error") && j["error"].is_string()
                         ? j["error"].get<std::string>()
                         : "HTTP " + std::to_string(r->status);
@@ -102,7 +103,8 @@ Result<json> StreamWithHostCalls(const RemoteRunnerOptions& options, const std::
     buffer.append(data, n);
     size_t nl;
     while ((nl = buffer.find('\n')) != std::string::npos) {
-      json ev = json::parse(buffer.substr(0, nl), nullptr, false);
+      json ev = ParseBoundedJson(std::string_view(buffer).substr(0, nl), kGuestJsonLimits)
+                    .value_or(json());
       buffer.erase(0, nl + 1);
       if (!ev.is_object()) continue;
       const std::string type = ev.value("event", "");
@@ -139,7 +141,7 @@ class RemoteRunner : public rlm::CodeRunner {
       if (!r || r->status != 200) return ErrorFrom(r, "the context");
       return Status::Ok();
     }
-    json body = {{"context", json::parse(context.data, nullptr, false)}};
+    json body = {{"context", ParseBoundedJson(context.data, kRequestJsonLimits).value_or(json())}};
     if (body["context"].is_discarded()) return InvalidArgument("context is not valid JSON");
     auto r = cli_->Put(path.c_str(), body.dump(), "application/json");
     if (!r || r->status != 200) return ErrorFrom(r, "the context");
@@ -166,7 +168,7 @@ class RemoteRunner : public rlm::CodeRunner {
   Result<std::string> VariableText(const std::string& name) override {
     auto r = cli_->Get(("/session/" + session_ + "/vars/" + name).c_str());
     if (!r || r->status != 200) return ErrorFrom(r, "the variable");
-    json j = json::parse(r->body, nullptr, false);
+    json j = ParseBoundedJson(r->body, kGuestJsonLimits).value_or(json());
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
       return Internal("a malformed variable reply");
     }
@@ -187,7 +189,7 @@ class RemoteRunnerFactory : public rlm::CodeRunnerFactory {
     auto cli = NewClient(options_);
     auto r = cli->Post("/session", R"({"profile": "rlm"})", "application/json");
     if (!r || r->status != 200) return ErrorFrom(r, "a new session");
-    json j = json::parse(r->body, nullptr, false);
+    json j = ParseBoundedJson(r->body, kGuestJsonLimits).value_or(json());
     if (!j.is_object() || !j.contains("session_id") || !j["session_id"].is_string()) {
       return Internal("a malformed session reply");
     }

@@ -8,6 +8,7 @@
 
 #include "rlm/parse.h"
 #include "rlm/prompts.h"
+#include "base/bounded_json.h"
 
 namespace rlmbox::rlm {
 namespace {
@@ -100,7 +101,7 @@ std::string DescribeContext(const engine::ContextValue& context) {
   if (context.kind == engine::ContextValue::Kind::kText) {
     return "a str of " + Thousands(context.data.size()) + " characters";
   }
-  json j = json::parse(context.data, nullptr, false);
+  json j = ParseBoundedJson(context.data, kRequestJsonLimits).value_or(json());
   if (j.is_object()) {
     return "a dict with " + Thousands(j.size()) + " keys (" + Thousands(context.data.size()) +
            " characters as JSON)";

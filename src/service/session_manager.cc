@@ -56,7 +56,8 @@ SessionManager::~SessionManager() {
 
 Result<std::shared_ptr<SessionEntry>> SessionManager::Create(const std::string& profile,
                                                              const engine::Limits& limits,
-                                                             std::chrono::milliseconds ttl) {
+                                                             std::chrono::milliseconds ttl,
+                                                             const std::string& tenant) {
   {
     std::lock_guard lock(mu_);
     if (sessions_.size() >= max_sessions_) {
@@ -68,6 +69,7 @@ Result<std::shared_ptr<SessionEntry>> SessionManager::Create(const std::string& 
   ASSIGN_OR_RETURN(auto session, executor_.CreateSession());
   auto entry = std::make_shared<SessionEntry>();
   entry->id = RandomId();
+  entry->tenant = tenant;
   entry->profile = profile;
   entry->limits = limits;
   entry->ttl = ttl.count() > 0 ? ttl : default_ttl_;
@@ -83,28 +85,30 @@ Result<std::shared_ptr<SessionEntry>> SessionManager::Create(const std::string& 
   return entry;
 }
 
-Result<std::shared_ptr<SessionEntry>> SessionManager::Get(const std::string& id) {
+Result<std::shared_ptr<SessionEntry>> SessionManager::Get(const std::string& id,
+                                                          const std::string& tenant) {
   std::lock_guard lock(mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return NotFound("Session not found");
+  if (it == sessions_.end() || it->second->tenant != tenant) return NotFound("Session not found");
   return it->second;
 }
 
-Status SessionManager::Delete(const std::string& id) {
+Status SessionManager::Delete(const std::string& id, const std::string& tenant) {
   std::shared_ptr<SessionEntry> doomed;  // destroyed outside the lock
   std::lock_guard lock(mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return NotFound("Session not found");
+  if (it == sessions_.end() || it->second->tenant != tenant) return NotFound("Session not found");
   doomed = std::move(it->second);
   sessions_.erase(it);
   return Status::Ok();
 }
 
-nlohmann::json SessionManager::List() const {
+nlohmann::json SessionManager::List(const std::string& tenant) const {
   nlohmann::json out = nlohmann::json::array();
   const int64_t now = SteadyNowMs();
   std::lock_guard lock(mu_);
   for (const auto& [id, e] : sessions_) {
+    if (e->tenant != tenant) continue;
     out.push_back({
         {"session_id", id},
         {"profile", e->profile},

@@ -31,6 +31,12 @@ namespace rlmbox::service {
 
 struct SessionEntry {
   std::string id;
+  // The tenant that created it (service/tenants.h); no other tenant can see it.
+  std::string tenant;
+  // One entry into the guest at a time (execute, context, variable lookups),
+  // taken before a worker slot so that a request waiting for its session's
+  // turn never holds a slot meanwhile.
+  std::mutex turn;
   std::string profile;
   engine::Limits limits;  // the session's base limits (from its profile)
   std::chrono::milliseconds ttl{0};
@@ -64,13 +70,15 @@ class SessionManager {
   // is free.
   Result<std::shared_ptr<SessionEntry>> Create(const std::string& profile,
                                                const engine::Limits& limits,
-                                               std::chrono::milliseconds ttl);
-  // Errors: kNotFound.
-  Result<std::shared_ptr<SessionEntry>> Get(const std::string& id);
-  // Errors: kNotFound.
-  Status Delete(const std::string& id);
-  // A summary of every session (id, profile, created, idle seconds, executions).
-  nlohmann::json List() const;
+                                               std::chrono::milliseconds ttl,
+                                               const std::string& tenant = "");
+  // Errors: kNotFound, also when the session belongs to another tenant (the
+  // same answer, so a tenant cannot learn that another's id exists).
+  Result<std::shared_ptr<SessionEntry>> Get(const std::string& id, const std::string& tenant = "");
+  // Errors: kNotFound, as Get.
+  Status Delete(const std::string& id, const std::string& tenant = "");
+  // A summary of the tenant's sessions (id, profile, created, idle seconds, executions).
+  nlohmann::json List(const std::string& tenant = "") const;
   size_t size() const;
   // Removes sessions idle longer than their TTL; returns how many.
   size_t ReapExpired();
