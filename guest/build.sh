@@ -34,7 +34,7 @@ if [[ ! -f "$native/.done" ]]; then
 fi
 wasi="$RLMBOX_CACHE/cpython-wasi-$cpython_hash"
 if [[ ! -f "$wasi/.done" ]]; then
-  stage_start "cross-building CPython $PY_VERSION and zlib for wasm32-wasip1" "10 min"
+  stage_start "cross-building CPython $PY_VERSION and zlib for wasm32-wasip1" "4 min"
   "$here/build-cpython-wasi.sh" "$py_tar" "$zlib_tar" "$native/python" "$wasi"
   stage_end
 fi
@@ -65,7 +65,7 @@ fi
 cp "$reactor" "$work/guest-raw.wasm"
 
 # --- the stdlib zip ----------------------------------------------------------------------------
-stage_start "packing the stdlib zip and pre-initialising the guest with Wizer" "40 s"
+stage_start "packing the stdlib zip and pre-initialising the guest with Wizer" "20 s"
 stage="$work/stdlib"
 mkdir -p "$stage"
 cp -r "$cpy/Lib/." "$stage/"
