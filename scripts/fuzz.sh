@@ -12,9 +12,11 @@ declare -A sources=(
   [reply_parser]="src/rlm/parse.cc"
   [request_json]="src/service/profiles.cc src/base/status.cc"
   [host_door]="src/engine/door_protocol.cc"
+  [guest_reply]="src/engine/guest_reply.cc src/base/bounded_json.cc src/base/status.cc"
+  [deep_json]="src/base/bounded_json.cc src/base/status.cc"
 )
 status=0
-for target in reply_parser request_json host_door; do
+for target in reply_parser request_json host_door guest_reply deep_json; do
   bin="$out/fuzz_$target"
   srcs=()
   for s in ${sources[$target]}; do srcs+=("$ROOT/$s"); done

@@ -1,0 +1,46 @@
+"""`rlmbox serve` (the process that holds the LLM key) under hostile input
+(issue 13): deep request bodies, and model-written code that forges the
+guest's reply, in every architecture."""
+import pytest
+
+from test_serve import call, stack  # noqa: F401  (fixture)
+from test_complete import model  # noqa: F401  (fixture)
+
+FORGE_DEEP = (
+    "```repl\n"
+    "import sys\n"
+    "_r = sys.modules['rlmbox_runner']\n"
+    "class _J:\n"
+    "    loads = staticmethod(_r.json.loads)\n"
+    "    @staticmethod\n"
+    "    def dumps(obj, **kw): return '{\"success\": true, \"locals\": {\"x\": ' + '[' * 100000 + '}}'\n"
+    "_r.json = _J\n"
+    "```")
+
+
+@pytest.mark.parametrize("depth", [300, 200_000])
+def test_deep_bodies_are_400(stack, depth):
+    port, _ = stack("in_process", {"rules": [{"match": "Query:", "reply": "FINAL(x)"}]})
+    for path in ["/completion", "/infer", "/v1/chat/completions", "/workflows/run"]:
+        c = __import__("http.client").client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("POST", path, body='{"query": "q", "context": %s%s}' % ("[" * depth, "]" * depth),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 400, (path, r.read())
+        assert b"deeper than 256" in r.read()
+    assert call(port, "GET", "/health")[0] == 200
+
+
+@pytest.mark.parametrize("mode", ["in_process", "sidecar", "remote"])
+def test_model_code_forging_a_deep_reply_does_not_kill_serve(stack, mode):
+    port, _ = stack(mode, {"rules": [
+        {"match": "SandboxCrash", "reply": "FINAL(recovered)"},
+        {"match": "deeper than", "reply": "FINAL(recovered)"},
+        {"match": "Query: forge", "reply": FORGE_DEEP},
+        {"match": "Query: after", "reply": "FINAL(still here)"},
+    ]})
+    status, r = call(port, "POST", "/completion", {"context": "c", "query": "forge"})
+    assert status == 200, r
+    assert call(port, "GET", "/health")[0] == 200
+    status, r = call(port, "POST", "/completion", {"context": "c", "query": "after"})
+    assert status == 200 and r["answer"] == "still here", r
