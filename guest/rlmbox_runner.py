@@ -248,10 +248,13 @@ _HIDDEN = set(_RESERVED) | {"context", "answer"}
 
 
 def _user_names():
+    # Cell code can put any key in its globals (globals()[1] = 2): only str
+    # names are variables; the rest are skipped, never fatal to the runner.
     return [
         n
-        for n, v in _ns.items()
-        if not n.startswith("_") and n not in _HIDDEN and type(v).__name__ != "module"
+        for n, v in list(_ns.items())
+        if type(n) is str and not n.startswith("_") and n not in _HIDDEN
+        and type(v).__name__ != "module"
     ]
 
 

@@ -40,6 +40,18 @@ rlm::RlmOptions RlmOptionsFromEnv() {
   rlm::RlmOptions o;
   o.root_model = Env("LLM_MODEL", "gpt-5");
   o.recursive_model = Env("LLM_RECURSIVE_MODEL");
+  {
+    std::string list = Env("LLM_ALLOWED_MODELS");
+    for (size_t start = 0; start <= list.size();) {
+      size_t comma = list.find(',', start);
+      if (comma == std::string::npos) comma = list.size();
+      std::string name = list.substr(start, comma - start);
+      name.erase(0, name.find_first_not_of(" \t"));
+      name.erase(name.find_last_not_of(" \t") + 1);
+      if (!name.empty()) o.allowed_models.push_back(name);
+      start = comma + 1;
+    }
+  }
   o.max_depth = EnvInt("MAX_DEPTH", 3);
   o.max_iterations = std::max(1, EnvInt("MAX_ITERATIONS", 20));
   o.cell_limits.timeout = std::chrono::seconds(std::max(1, EnvInt("EXECUTION_TIMEOUT", 30)));
@@ -69,6 +81,7 @@ Result<std::unique_ptr<Backend>> MakeBackend(const rlm::RlmOptions& options,
   engine::EngineOptions eo;
   eo.guest_dir = guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(guest_dir);
   eo.module_cache_dir = DefaultModuleCacheDir();
+  eo.memory_budget_bytes = MemoryBudgetBytes(0);
   eo.max_sandboxes = 256;
   ASSIGN_OR_RETURN(b->engine, engine::Engine::Create(eo));
   b->executor = std::make_unique<executor::Executor>(

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "engine/memory_budget.h"
+
 #ifndef RLMBOX_DEFAULT_GUEST_DIR
 #define RLMBOX_DEFAULT_GUEST_DIR ""
 #endif
@@ -29,6 +31,15 @@ std::filesystem::path DefaultModuleCacheDir() {
     return std::filesystem::path(v) / ".cache" / "rlmbox" / "modules";
   }
   return std::filesystem::temp_directory_path() / "rlmbox-modules";
+}
+
+uint64_t MemoryBudgetBytes(double flag_mb) {
+  double mb = flag_mb;
+  if (mb <= 0) {
+    if (auto v = Env("RLMBOX_MEMORY_BUDGET_MB"); !v.empty()) mb = std::atof(v.c_str());
+  }
+  if (mb > 0) return static_cast<uint64_t>(mb * (1 << 20));
+  return engine::DefaultMemoryBudget();
 }
 
 }  // namespace rlmbox::cli

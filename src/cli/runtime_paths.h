@@ -6,11 +6,16 @@
 #pragma once
 
 #include <filesystem>
+#include <cstdint>
 #include <string>
 
 namespace rlmbox::cli {
 
 std::filesystem::path DefaultGuestDir();
 std::filesystem::path DefaultModuleCacheDir();
+// The process-wide memory budget in bytes: `flag_mb` when > 0, else
+// $RLMBOX_MEMORY_BUDGET_MB, else three quarters of the cgroup limit or
+// physical memory (engine/memory_budget.h).
+uint64_t MemoryBudgetBytes(double flag_mb);
 
 }  // namespace rlmbox::cli

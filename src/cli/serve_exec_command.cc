@@ -27,6 +27,7 @@ struct ServeExecOptions {
   std::string tools_dir;
   std::string profiles_file;
   std::string tokens_file;
+  double memory_budget_mb = 0;
 };
 
 // Reads a positive number from the environment, or `fallback`.
@@ -84,6 +85,7 @@ int Serve(const ServeExecOptions& o) {
   engine::EngineOptions eo;
   eo.guest_dir = o.guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(o.guest_dir);
   eo.module_cache_dir = DefaultModuleCacheDir();
+  eo.memory_budget_bytes = MemoryBudgetBytes(o.memory_budget_mb);
   eo.max_sandboxes = static_cast<uint32_t>(so.max_sessions + o.warm + 64);
   auto engine = engine::Engine::Create(eo);
   if (!engine.ok()) {
@@ -127,12 +129,16 @@ void AddServeExecCommand(CLI::App& app, int* exit_code) {
                   "Directory of tool sources for tool nodes (NAME.py defining execute(**kwargs))");
   cmd->add_option("--profiles", o->profiles_file,
                   "Profile config file (JSON or YAML; docs/nodes.md)");
+  cmd->add_option("--memory-budget-mb", o->memory_budget_mb,
+                  "Linear memory all sandboxes together may hold (default: RLMBOX_MEMORY_BUDGET_MB, "
+                  "else 3/4 of the cgroup limit or physical memory)");
   cmd->add_option("--tokens-file", o->tokens_file,
                   "Tenants: one `TENANT TOKEN` pair per line (docs/security.md)");
   cmd->footer(
       "Environment: MAX_SESSIONS (100), SESSION_TTL seconds (3600), EXECUTION_TIMEOUT seconds\n"
       "(30), MAX_REQUEST_BYTES (64 MiB), RLMBOX_TOKEN (bearer token; unset = no auth),\n"
       "RLMBOX_TOKENS_FILE (as --tokens-file), MAX_SESSION_TTL seconds (86400),\n"
+      "RLMBOX_MEMORY_BUDGET_MB (as --memory-budget-mb),\n"
       "RLMBOX_TOOLS_DIR, RLMBOX_PROFILES (as the options), OTEL_EXPORTER_OTLP_ENDPOINT\n"
       "(export traces over OTLP/HTTP), RLMBOX_ADVERTISE_URL (this instance's own URL,\n"
       "returned with new sessions so they stick to it behind a load balancer),\n"

@@ -51,6 +51,7 @@ int Run(const WorkflowOptions& o) {
   engine::EngineOptions eo;
   eo.guest_dir = o.guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(o.guest_dir);
   eo.module_cache_dir = DefaultModuleCacheDir();
+  eo.memory_budget_bytes = MemoryBudgetBytes(0);
   eo.max_sandboxes = 256;
   auto engine = engine::Engine::Create(eo);
   if (!engine.ok()) return Fail(engine.status().ToString(), 70);

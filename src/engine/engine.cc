@@ -136,7 +136,8 @@ Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string&
 
 }  // namespace
 
-Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
+Engine::Engine(EngineOptions options)
+    : options_(std::move(options)), budget_(options_.memory_budget_bytes) {}
 
 Engine::~Engine() = default;
 

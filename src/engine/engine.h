@@ -19,6 +19,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "engine/memory_budget.h"
 
 namespace rlmbox::engine {
 
@@ -40,6 +41,9 @@ struct EngineOptions {
   // Prefault, in each new sandbox, the pages a first cell writes (learned at
   // start-up), avoiding a TLB shootdown per page. See prefault.cc.
   bool prefault_hot_pages = true;
+  // The linear memory all sandboxes together may hold (engine/memory_budget.h);
+  // 0 = no process-wide budget, only each execution's own limit.
+  uint64_t memory_budget_bytes = 0;
 };
 
 struct EngineInfo {
@@ -67,12 +71,14 @@ class Engine {
 
   const EngineInfo& info() const { return info_; }
   const EngineOptions& options() const { return options_; }
+  MemoryBudget& memory_budget() { return budget_; }
 
  private:
   explicit Engine(EngineOptions options);
   friend class Sandbox;
 
   EngineOptions options_;
+  MemoryBudget budget_;
   EngineInfo info_;
   std::unique_ptr<EngineInternals> internals_;
 };

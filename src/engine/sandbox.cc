@@ -58,6 +58,7 @@ struct Sandbox::Wasm {
   std::optional<wasmtime::Func> call;
   bool usable = false;
   uint64_t memory_cap_base = 0;  // baseline memory at instantiation
+  uint64_t charged = 0;          // what the engine's memory budget holds for it
 };
 
 // What one guest call produced, before interpretation.
@@ -76,6 +77,8 @@ struct Sandbox::Call {
   uint32_t host_calls = 0;
   Clock::duration elapsed{};
   uint64_t memory_cap = 0;
+  uint64_t memory_wanted = 0;   // the cap the limits asked for
+  bool budget_limited = false;  // the memory budget granted less than that
 };
 
 Sandbox::Sandbox(Engine& engine)
@@ -83,7 +86,7 @@ Sandbox::Sandbox(Engine& engine)
       state_(std::make_unique<SandboxState>()),
       wasm_(std::make_unique<Wasm>(engine.internals_->engine)) {}
 
-Sandbox::~Sandbox() = default;
+Sandbox::~Sandbox() { engine_.memory_budget().Release(&wasm_->charged); }
 
 bool Sandbox::usable() const { return wasm_->usable; }
 
@@ -178,6 +181,15 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
   sb->wasm_->alloc = std::get<wasmtime::Func>(*alloc);
   sb->wasm_->usable = true;
   sb->wasm_->memory_cap_base = sb->memory_bytes();
+  {
+    MemoryBudget& budget = sb->engine_.memory_budget();
+    const uint64_t size = sb->memory_bytes();
+    if (budget.Charge(&sb->wasm_->charged, size, 0) < size) {
+      return ResourceExhausted("the process memory budget (" +
+                               std::to_string(budget.total() >> 20) +
+                               " MiB, RLMBOX_MEMORY_BUDGET_MB) is spent");
+    }
+  }
   if (!internals_->hot_ranges.empty()) {
     auto [base, size] = sb->memory_span();
     PrefaultHotPages(base, size, internals_->hot_ranges);
@@ -203,7 +215,14 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   st.interrupt_sent = false;
   st.hard_stopped = false;
   st.pending_reply.reset();
-  c.memory_cap = wasm_->memory_cap_base + limits.memory_bytes;
+  {
+    // The cap is what the limits allow, or what is left of the process-wide
+    // budget; memory the sandbox already holds is never taken away.
+    const uint64_t current = memory_bytes();
+    c.memory_wanted = std::max(current, wasm_->memory_cap_base + limits.memory_bytes);
+    c.memory_cap = engine_.memory_budget().Charge(&wasm_->charged, c.memory_wanted, current);
+    c.budget_limited = c.memory_cap < c.memory_wanted;
+  }
   wasm_->store.limiter(static_cast<int64_t>(c.memory_cap), -1, -1, -1, -1);
   (void)cx.set_fuel(st.fuel_granted);
   cx.set_epoch_deadline(1);
@@ -267,6 +286,11 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   c.host_calls = st.host_calls;
   if (c.trap_code == WASMTIME_TRAP_CODE_OUT_OF_FUEL) c.reason = StopReason::kFuel;
   if (c.trapped) wasm_->usable = false;  // interpreter state unknown after a trap
+  // Idle, the sandbox holds what it has grown to (a session keeps its heap).
+  {
+    const uint64_t now_size = memory_bytes();
+    engine_.memory_budget().Charge(&wasm_->charged, now_size, now_size);
+  }
   st.handler = nullptr;
   st.limits = nullptr;
   st.pending_reply.reset();
@@ -286,6 +310,13 @@ const char* ModeName(CellOptions::Mode mode) {
 }
 
 }  // namespace
+
+std::string Sandbox::BudgetMessage(const Call& c, Engine& engine) {
+  return "MemoryError: the process-wide memory budget (" +
+         std::to_string(engine.memory_budget().total() >> 20) +
+         " MiB, RLMBOX_MEMORY_BUDGET_MB) left this cell " + std::to_string(c.memory_cap >> 20) +
+         " MiB of the " + std::to_string(c.memory_wanted >> 20) + " MiB its limits allow";
+}
 
 ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
                                  HostCallHandler* handler, const CellOptions& options) {
@@ -356,6 +387,7 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
                     ? "RecursionError: the sandbox's stack is exhausted"
                     : "SandboxCrash: " + c.trap_message;
     }
+    if (r.outcome == Outcome::kMemoryExceeded && c.budget_limited) r.error = BudgetMessage(c, engine_);
     r.stderr_text = *r.error + "\n";
     r.sandbox_reset = true;
     r.success = false;
@@ -407,6 +439,12 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
     }
   } else if (exc_type == "MemoryError") {
     r.outcome = Outcome::kMemoryExceeded;
+    if (c.budget_limited) {
+      r.error = BudgetMessage(c, engine_);
+      if (r.stderr_text.size() + r.error->size() < limits.max_output_bytes) {
+        r.stderr_text += *r.error + "\n";
+      }
+    }
   } else if (!success) {
     r.outcome = Outcome::kException;
   } else {
@@ -455,6 +493,7 @@ Status Sandbox::Prime() {
   if (!wasm_->usable) return FailedPrecondition("the sandbox is no longer usable");
   Limits limits;
   limits.timeout = std::chrono::seconds(5);
+  limits.memory_bytes = 16u << 20;  // what priming may grow; reserved from the budget meanwhile
   Call c = Invoke(kOpPrime, {}, limits, nullptr, kSmallReplyBytes);
   if (!c.returned) return Internal("priming the sandbox failed: " + c.trap_message);
   return Status::Ok();

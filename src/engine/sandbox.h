@@ -101,6 +101,7 @@ class Sandbox {
   // of the guest (Call::reply_too_large).
   Call Invoke(int op, std::string_view payload, const Limits& limits, HostCallHandler* handler,
               uint64_t max_reply_bytes);
+  static std::string BudgetMessage(const Call& c, Engine& engine);
 
   Engine& engine_;
   std::unique_ptr<SandboxState> state_;  // outlives the store (declared first)

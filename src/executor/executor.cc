@@ -27,6 +27,14 @@ Result<engine::ExecutionResult> Executor::Execute(const ExecuteRequest& request)
 }
 
 Result<std::unique_ptr<Session>> Executor::CreateSession() {
+  // A session keeps its heap, so new ones are refused (429) once the budget
+  // has no room left for one to grow.
+  constexpr uint64_t kSessionHeadroom = 32u << 20;
+  if (const engine::MemoryBudget& b = engine_.memory_budget(); b.available() < kSessionHeadroom) {
+    return ResourceExhausted("the process memory budget (" + std::to_string(b.total() >> 20) +
+                             " MiB, RLMBOX_MEMORY_BUDGET_MB) is spent: " +
+                             std::to_string(b.available() >> 20) + " MiB left");
+  }
   ASSIGN_OR_RETURN(auto sandbox, pool_.Acquire());
   return std::unique_ptr<Session>(new Session(*this, std::move(sandbox)));
 }

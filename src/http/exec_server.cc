@@ -477,6 +477,10 @@ ExecServer::ExecServer(executor::Executor& executor, ExecServerOptions options)
                      [&s] { return static_cast<double>(s.gate.waiting()); });
   s.metrics.SetGauge("wasm_host_calls_pending", "Host calls waiting for the caller's answer.",
                      [&s] { return static_cast<double>(s.calls.pending()); });
+  s.metrics.SetGauge("wasm_memory_budget_bytes", "The process-wide memory budget (0: none).",
+                     [&s] { return static_cast<double>(s.executor.engine().memory_budget().total()); });
+  s.metrics.SetGauge("wasm_memory_budget_used_bytes", "Linear memory charged to the budget.",
+                     [&s] { return static_cast<double>(s.executor.engine().memory_budget().used()); });
   s.metrics.SetGauge("wasm_sandboxes_warm", "Primed sandboxes ready in the pool.",
                      [&s] { return static_cast<double>(s.executor.pool().ready()); });
   s.metrics.SetGauge("wasm_sandbox_starts_total", "Sandboxes instantiated.",

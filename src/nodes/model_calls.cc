@@ -13,6 +13,9 @@ engine::HostCallReply ModelCalls::Handle(const engine::HostCall& call) {
   const std::string model = call.args.contains("model") && call.args["model"].is_string()
                                 ? call.args["model"].get<std::string>()
                                 : options_.root_model;
+  if (std::string why = rlm::CheckGuestModel(options_, model); !why.empty()) {
+    return engine::HostCallError{why};
+  }
   const std::string prompt = call.args.value("prompt", std::string());
   if (call.kind == engine::HostCallKind::kLlmQuery) {
     auto r = llm_.Complete({{"user", prompt}}, model, call.deadline);

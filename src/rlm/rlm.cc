@@ -114,6 +114,16 @@ std::string DescribeContext(const engine::ContextValue& context) {
   return std::string("a ") + j.type_name();
 }
 
+std::string CheckGuestModel(const RlmOptions& o, const std::string& model) {
+  if (model == o.root_model || model == o.recursive_model ||
+      std::find(o.allowed_models.begin(), o.allowed_models.end(), model) != o.allowed_models.end()) {
+    return "";
+  }
+  std::string shown = model.substr(0, 80);
+  return "the model '" + shown + "' is not one this inference plane may call "
+         "(allowed: the configured models and LLM_ALLOWED_MODELS)";
+}
+
 // Answers the host calls of one REPL cell of a run at `depth`.
 class LoopHostCalls : public engine::HostCallHandler {
  public:
@@ -123,7 +133,12 @@ class LoopHostCalls : public engine::HostCallHandler {
   engine::HostCallReply Handle(const engine::HostCall& call) override {
     const RlmOptions& o = rlm_.options();
     std::string model = o.recursive_model.empty() ? o.root_model : o.recursive_model;
-    if (call.args.contains("model") && call.args["model"].is_string()) model = call.args["model"];
+    if (call.args.contains("model") && call.args["model"].is_string()) {
+      model = call.args["model"];
+      if (std::string why = CheckGuestModel(o, model); !why.empty()) {
+        return engine::HostCallError{why};
+      }
+    }
     const auto deadline = std::min(deadline_, call.deadline);
     const bool recursive = call.kind == engine::HostCallKind::kRlmQuery ||
                            call.kind == engine::HostCallKind::kRlmQueryBatched;

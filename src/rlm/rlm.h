@@ -60,7 +60,15 @@ struct RlmOptions {
   // Input + output tokens one request may spend, sub-calls included, as the
   // provider reports them; 0 = no budget. Checked before every model call.
   uint64_t token_budget = 0;
+  // Models guest code may name in llm_query(..., model=...) besides the root
+  // and recursive models (LLM_ALLOWED_MODELS). Any other name is refused in
+  // the guest: the model name is never the guest's to choose freely.
+  std::vector<std::string> allowed_models;
 };
+
+// The error for a guest-chosen model the options do not allow, or "" when
+// `model` is allowed.
+std::string CheckGuestModel(const RlmOptions& options, const std::string& model);
 
 struct RlmResult {
   bool success = false;

@@ -4,7 +4,7 @@ guest's reply, in every architecture."""
 import pytest
 
 from test_serve import call, stack  # noqa: F401  (fixture)
-from test_complete import model  # noqa: F401  (fixture)
+from test_complete import model, requests_of  # noqa: F401  (fixture)
 
 FORGE_DEEP = (
     "```repl\n"
@@ -44,3 +44,25 @@ def test_model_code_forging_a_deep_reply_does_not_kill_serve(stack, mode):
     assert call(port, "GET", "/health")[0] == 200
     status, r = call(port, "POST", "/completion", {"context": "c", "query": "after"})
     assert status == 200 and r["answer"] == "still here", r
+
+
+GUEST_MODEL = ("```repl\ntry:\n    r = llm_query('sub question', model='pricey-model')\n"
+               "except Exception as e:\n    r = 'refused: ' + str(e)\nanswer['content'] = r\n"
+               "answer['ready'] = True\n```")
+
+
+@pytest.mark.parametrize("allowed", [None, "pricey-model"])
+def test_a_guest_chosen_model_must_be_allowed(stack, allowed):
+    env = {"LLM_ALLOWED_MODELS": allowed} if allowed else {}
+    port, log = stack("in_process", {"rules": [
+        {"match": "Query: pick", "reply": GUEST_MODEL},
+        {"match": "sub question", "reply": "sub answer"},
+    ]}, env)
+    status, r = call(port, "POST", "/completion", {"context": "c", "query": "pick"})
+    assert status == 200, r
+    models = [q["body"]["model"] for q in requests_of(log)]
+    if allowed:
+        assert r["answer"] == "sub answer" and "pricey-model" in models
+    else:
+        assert r["answer"].startswith("refused:") and "not one this inference plane" in r["answer"]
+        assert "pricey-model" not in models

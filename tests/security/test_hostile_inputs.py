@@ -350,3 +350,45 @@ def test_streamed_session_execute_binds_the_request_context(svc):
             break
     c.close()
     assert event["stdout"] == "'from the request'\n", event
+
+
+def test_a_non_str_global_does_not_lose_the_session(svc):
+    sid = svc.new_session()
+    svc.run(sid, "kept = 'yes'")
+    status, body = svc.run(sid, "globals()[1] = 2\nglobals()[(3,)] = 4")
+    assert status == 200 and body["outcome"] == "ok", body
+    assert svc.run(sid, "kept")[1]["stdout"] == "'yes'\n"
+
+
+# ---------------------------------------------------------------- class 8: one memory budget
+
+
+def gauge(svc, name):
+    text = svc.get("/metrics")[1]
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(name + " not in /metrics")
+
+
+def test_sessions_and_cells_draw_from_one_memory_budget(make_one):
+    svc = make_one(env={"RLMBOX_MEMORY_BUDGET_MB": "400"})
+    assert gauge(svc, "wasm_memory_budget_bytes") == 400 * MB
+    big = {"limits": {"memory_mb": 1024}}
+    a = svc.new_session()
+    first = svc.run(a, "x = bytearray(250 << 20)", **big)[1]
+    assert first["outcome"] == "ok", (first, gauge(svc, "wasm_memory_budget_used_bytes"))
+    b = svc.new_session()
+    body = svc.run(b, "y = bytearray(150 << 20)", **big)[1]
+    assert body["outcome"] == "memory_exceeded", body
+    assert "memory budget (400 MiB" in body["error"], body
+    # The session that holds the memory is untouched; freeing it frees the budget.
+    assert svc.run(a, "len(x)")[1]["stdout"] == f"{250 << 20}\n"
+    assert svc.request("DELETE", f"/session/{a}")[0] == 200
+    assert svc.run(b, "y = bytearray(150 << 20)", **big)[1]["outcome"] == "ok"
+    # Spend what is left: new sessions are refused with 429, naming the budget.
+    left = 400 * MB - gauge(svc, "wasm_memory_budget_used_bytes")
+    assert svc.run(b, f"z = bytearray({int(left - 8 * MB)})", **big)[1]["outcome"] == "ok"
+    status, body = svc.post("/session", {})
+    assert status == 429 and "memory budget" in body["error"], body
+    assert svc.proc.poll() is None
