@@ -189,6 +189,10 @@ void ExecServer::Impl::RunNodes(const httplib::Request& req, httplib::Response& 
       wf = *parsed;
     }
   }
+  if (workflow) {
+    // Judged before a worker slot is taken: a bad workflow costs no slot.
+    if (Status s = workflows.Validate(wf); !s.ok()) return ReplyError(res, s);
+  }
   const json inputs = body->value("inputs", json(nullptr));
   // Runs the node or workflow; a request error becomes {"error","code"}.
   auto run = [this, workflow, wf, inputs, body = *body](engine::HostCallHandler* handler)

@@ -369,10 +369,24 @@ NodeResult NodeRunner::RunLoop(const json& node, const Prepared& p,
   // own execution under the loop profile's limits.
   auto session = executor_.CreateSession();
   if (!session.ok()) return FailedWith(out, "overloaded", session.status().message());
+  // The whole loop, not each iteration, gets the profile's time: iterations
+  // run in what is left of it, and none starts once the caller has gone.
+  const auto loop_deadline = Clock::now() + p.limits.timeout;
   auto run = [&](const std::string& code, CellOptions cell) -> Result<engine::ExecutionResult> {
     Span s = span.Child("sandbox.execute");
     cell.allowed_imports = p.allowed_imports;
-    auto r = (*session)->Execute(code, p.limits, handler, cell);
+    engine::Limits limits = p.limits;
+    limits.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(loop_deadline - Clock::now());
+    if (limits.timeout.count() <= 0 || (handler != nullptr && handler->cancelled())) {
+      engine::ExecutionResult stopped;
+      stopped.outcome = limits.timeout.count() <= 0 ? engine::Outcome::kTimeout : engine::Outcome::kException;
+      stopped.error = limits.timeout.count() <= 0
+                          ? "TimeoutError: the loop exceeded its " +
+                                std::to_string(p.limits.timeout.count()) + " ms time limit"
+                          : std::string("CancelledError: the caller went away and the loop was stopped");
+      return stopped;
+    }
+    auto r = (*session)->Execute(code, limits, handler, cell);
     if (r.ok()) {
       s.Set("rlmbox.outcome", engine::OutcomeName(r->outcome));
       s.Set("rlmbox.fuel", r->fuel_used);
@@ -410,6 +424,7 @@ NodeResult NodeRunner::RunLoop(const json& node, const Prepared& p,
                           " items exceed max_iterations (" + std::to_string(max_iterations) + ")");
   }
 
+  uint64_t output_bytes = 0;
   for (uint64_t i = 0;; ++i) {
     if (has_items && i >= items.size()) break;
     if (has_while) {
@@ -443,7 +458,17 @@ NodeResult NodeRunner::RunLoop(const json& node, const Prepared& p,
       failed.error = "iteration " + std::to_string(i) + ": " + *failed.error;
       return failed;
     }
-    out.output.push_back(r->value.value_or(nullptr));
+    // The outputs of all iterations together stay within the output cap.
+    json value = r->value.value_or(nullptr);
+    output_bytes += value.dump(-1, ' ', false, json::error_handler_t::replace).size();
+    if (output_bytes > p.limits.max_output_bytes) {
+      out.output = nullptr;
+      return FailedWith(out, "output_truncated",
+                        "OutputLimitExceeded: the loop's outputs exceeded " +
+                            std::to_string(p.limits.max_output_bytes) + " bytes at iteration " +
+                            std::to_string(i));
+    }
+    out.output.push_back(std::move(value));
   }
   out.success = true;
   out.outcome = "ok";

@@ -59,6 +59,10 @@ class WorkflowRunner {
   // result: {"success", "output", "outputs": {id: output}, "nodes": {id:
   // {"status": ok|failed|skipped|not_run, ...node result...}}, "failed_node",
   // "error", "duration_ms"}.
+  // Checks a workflow's shape and dependencies (linear in its size) without
+  // running anything, so servers can refuse a bad one before it takes a
+  // worker slot. Errors: kInvalidArgument, as Run.
+  Status Validate(const nlohmann::json& workflow) const;
   Result<nlohmann::json> Run(const nlohmann::json& workflow, const nlohmann::json& inputs,
                              engine::HostCallHandler* handler, const Span& parent) const;
 

@@ -289,7 +289,8 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
     json code_blocks = json::array();
     std::string outputs;
     std::string repl_lost;
-    for (size_t k = 0; k < blocks.size() && !answer && repl_lost.empty(); ++k) {
+    const size_t runnable = std::min(blocks.size(), std::max<size_t>(1, options_.max_blocks_per_reply));
+    for (size_t k = 0; k < runnable && !answer && repl_lost.empty(); ++k) {
       LoopHostCalls calls(*this, depth, deadline, usage);
       // A cell never outlives the request.
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -302,8 +303,10 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
         text = r->stdout_text + r->stderr_text;
         if (text.empty()) text = r->success ? "(no output)" : r->error.value_or("error");
         if (r->final_answer) answer = r->final_answer;
-        result = {{"stdout", r->stdout_text},
-                  {"stderr", r->stderr_text},
+        // The trajectory keeps what the model was shown, not every byte: a
+        // reply with hundreds of blocks must not pile their output up here.
+        result = {{"stdout", Truncate(r->stdout_text, options_.max_output_chars)},
+                  {"stderr", Truncate(r->stderr_text, options_.max_output_chars)},
                   {"locals", r->locals},
                   {"execution_time", r->execution_time_s},
                   {"rlm_calls", calls.SubCalls()},
@@ -324,6 +327,10 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
       outputs += (blocks.size() > 1 ? "REPL output (block " + std::to_string(k + 1) + "):\n"
                                     : std::string("REPL output:\n")) +
                  Truncate(text, options_.max_output_chars);
+    }
+    if (blocks.size() > runnable && !answer && repl_lost.empty()) {
+      outputs += "\n\n(only the first " + std::to_string(runnable) + " code blocks of a reply are run; " +
+                 std::to_string(blocks.size() - runnable) + " were skipped)";
     }
     // One trajectory line per iteration, in the rlm logger's shape.
     auto log_iteration = [&] {

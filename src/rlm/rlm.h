@@ -55,7 +55,8 @@ struct RlmOptions {
   int max_depth = 1;                 // rlm_query below this depth starts a child RLM
   std::chrono::milliseconds timeout{600'000};  // the whole request
   engine::Limits cell_limits;        // per code block
-  size_t max_output_chars = 20'000;  // per block, fed back to the model
+  size_t max_output_chars = 20'000;  // per block, fed back to the model (and kept in the trajectory)
+  size_t max_blocks_per_reply = 32;  // ```repl blocks run from one model reply; the rest are skipped
   size_t batch_parallelism = 8;      // concurrent sub-calls of one batched call
   // Input + output tokens one request may spend, sub-calls included, as the
   // provider reports them; 0 = no budget. Checked before every model call.

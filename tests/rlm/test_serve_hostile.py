@@ -66,3 +66,18 @@ def test_a_guest_chosen_model_must_be_allowed(stack, allowed):
     else:
         assert r["answer"].startswith("refused:") and "not one this inference plane" in r["answer"]
         assert "pricey-model" not in models
+
+
+def test_a_reply_with_hundreds_of_blocks_is_bounded(stack, tmp_path):
+    blocks = "".join("```repl\nprint('x' * 200_000)\n```\n" for _ in range(300))
+    port, _ = stack("in_process", {"rules": [
+        {"match": "were skipped", "reply": "FINAL(done)"},
+        {"match": "Query: many", "reply": blocks},
+    ]})
+    status, r = call(port, "POST", "/completion", {"context": "c", "query": "many"})
+    assert status == 200 and r["answer"] == "done", r
+    import json
+    lines = [json.loads(l) for l in open(tmp_path / (r["trajectory_id"] + ".jsonl"))]
+    first = lines[1]["code_blocks"]
+    assert len(first) == 32
+    assert all(len(b["result"]["stdout"]) <= 20_100 for b in first)

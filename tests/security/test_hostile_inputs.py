@@ -392,3 +392,35 @@ def test_sessions_and_cells_draw_from_one_memory_budget(make_one):
     status, body = svc.post("/session", {})
     assert status == 429 and "memory budget" in body["error"], body
     assert svc.proc.poll() is None
+
+
+def test_loop_outputs_are_bounded_in_total(svc):
+    status, body = svc.post("/nodes/execute", {
+        "type": "loop", "items": list(range(150)), "max_iterations": 150,
+        "body": "output = 'x' * (400 << 10)", "limits": {"max_output_bytes": 1 << 20}})
+    assert status == 200, body
+    assert body["outcome"] == "output_truncated" and "loop's outputs exceeded" in body["error"], body
+    assert svc.proc.poll() is None
+
+
+def test_a_loop_has_one_deadline_not_one_per_iteration(svc):
+    t0 = time.time()
+    status, body = svc.post("/nodes/execute", {
+        "type": "loop", "items": list(range(50)), "limits": {"timeout": 1},
+        "body": "import time\nt = time.time()\nwhile time.time() - t < 0.3: pass\noutput = item"})
+    assert status == 200, body
+    assert body["success"] is False and body["outcome"] == "timeout", body
+    assert time.time() - t0 < 8
+
+
+def test_large_workflows_are_judged_quickly(svc):
+    nodes = [{"id": f"n{i}", "type": "code", "code": "output = 1",
+              "depends_on": [f"n{j}" for j in range(i)]} for i in range(800)]
+    t0 = time.time()
+    status, body = svc.post("/workflows/run", {"workflow": {"nodes": nodes}})
+    assert status == 400 and "dependencies in all" in body["error"], body
+    chain = [{"id": f"n{i}", "type": "code", "code": "output = 1",
+              "depends_on": [f"n{(i + 1) % 1000}"]} for i in range(1000)]
+    status, body = svc.post("/workflows/run", {"workflow": {"nodes": chain}})
+    assert status == 400 and "cycle" in body["error"], body
+    assert time.time() - t0 < 10
