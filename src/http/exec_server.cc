@@ -191,7 +191,17 @@ void ExecServer::Impl::RunNodes(const httplib::Request& req, httplib::Response& 
   }
   if (workflow) {
     // Judged before a worker slot is taken: a bad workflow costs no slot.
-    if (Status s = workflows.Validate(wf); !s.ok()) return ReplyError(res, s);
+    if (Status s = workflows.Validate(wf); !s.ok()) {
+      if (!WantsNdjson(req)) return ReplyError(res, s);
+      // A streamed caller reads its error as the stream's result event.
+      const std::string code(StatusCodeName(s.code()));
+      metrics.ObserveHostError(code);
+      json event = {{"event", "result"}, {"error", s.message()}, {"code", code},
+                    {"status", HttpStatusFor(s)}, {"run_id", "run-" + service::RandomId()}};
+      res.status = 200;
+      res.set_content(Dump(event) + "\n", kNdjson);
+      return;
+    }
   }
   const json inputs = body->value("inputs", json(nullptr));
   // Runs the node or workflow; a request error becomes {"error","code"}.
@@ -438,7 +448,20 @@ void ExecServer::Impl::Routes() {
     // str(value) is guest code: it runs under the gate and the limits.
     auto turn = TakeTurn(**entry);
     if (!turn.ok()) return ReplyError(res, turn.status());
-    auto v = (*entry)->session->GetVar(req.matches[2].str(), (*entry)->limits);
+    engine::Limits limits = (*entry)->limits;
+    if (req.has_param("timeout")) {
+      // A caller with its own deadline (the inference plane's FINAL_VAR) may
+      // shorten, never lengthen, the lookup's time.
+      char* end = nullptr;
+      const std::string t = req.get_param_value("timeout");
+      const double s = std::strtod(t.c_str(), &end);
+      if (end == t.c_str() || *end != '\0' || !(s > 0)) {
+        return ReplyError(res, InvalidArgument("timeout must be a positive number of seconds"));
+      }
+      limits.timeout = std::min(limits.timeout, std::chrono::milliseconds(
+                                                    std::max<int64_t>(1, static_cast<int64_t>(std::min(s, 1e6) * 1000))));
+    }
+    auto v = (*entry)->session->GetVar(req.matches[2].str(), limits);
     turn->reset();
     if (!v.ok()) return ReplyError(res, v.status());
     json out = *v;

@@ -165,8 +165,11 @@ class RemoteRunner : public rlm::CodeRunner {
     return ResultFromJson(*result);
   }
 
-  Result<std::string> VariableText(const std::string& name) override {
-    auto r = cli_->Get(("/session/" + session_ + "/vars/" + name).c_str());
+  Result<std::string> VariableText(const std::string& name,
+                                   std::chrono::milliseconds timeout) override {
+    const std::string path = "/session/" + session_ + "/vars/" + name +
+                             "?timeout=" + std::to_string(static_cast<double>(timeout.count()) / 1000.0);
+    auto r = cli_->Get(path.c_str());
     if (!r || r->status != 200) return ErrorFrom(r, "the variable");
     json j = ParseBoundedJson(r->body, kGuestJsonLimits).value_or(json());
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {

@@ -17,8 +17,11 @@ class InProcessRunner : public CodeRunner {
     limits.timeout = timeout;
     return session_->Execute(code, limits, handler);
   }
-  Result<std::string> VariableText(const std::string& name) override {
-    ASSIGN_OR_RETURN(nlohmann::json v, session_->GetVar(name, limits_));
+  Result<std::string> VariableText(const std::string& name,
+                                   std::chrono::milliseconds timeout) override {
+    engine::Limits limits = limits_;
+    limits.timeout = std::min(limits.timeout, timeout);
+    ASSIGN_OR_RETURN(nlohmann::json v, session_->GetVar(name, limits));
     if (v.contains("text") && v["text"].is_string()) return v["text"].get<std::string>();
     return NotFound("no variable named '" + name + "'");
   }

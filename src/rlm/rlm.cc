@@ -353,7 +353,16 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
     if (marker && marker->kind == FinalMarker::Kind::kAnswer) {
       answer = marker->value;
     } else if (marker) {
-      auto v = (*runner)->VariableText(marker->value);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      auto v = left.count() > 0
+                   ? (*runner)->VariableText(marker->value,
+                                             std::min(options_.cell_limits.timeout, left))
+                   : Result<std::string>(InvalidArgument("the request's deadline has passed"));
+      if (!v.ok() && v.status().code() != StatusCode::kNotFound) {
+        out.error = "FINAL_VAR(" + marker->value + ") failed: " + v.status().message();
+        log_iteration();
+        break;
+      }
       if (v.ok()) {
         answer = *v;
       } else {

@@ -37,7 +37,10 @@ class CodeRunner {
                                               std::chrono::milliseconds timeout,
                                               engine::HostCallHandler* handler) = 0;
   // str(variable), for FINAL_VAR. Errors: kNotFound.
-  virtual Result<std::string> VariableText(const std::string& name) = 0;
+  // str() of a variable, computed in the REPL within `timeout` (the
+  // request's remaining time: str() is guest code).
+  virtual Result<std::string> VariableText(const std::string& name,
+                                           std::chrono::milliseconds timeout) = 0;
 };
 
 class CodeRunnerFactory {

@@ -81,3 +81,21 @@ def test_a_reply_with_hundreds_of_blocks_is_bounded(stack, tmp_path):
     first = lines[1]["code_blocks"]
     assert len(first) == 32
     assert all(len(b["result"]["stdout"]) <= 20_100 for b in first)
+
+
+SLOW_STR = ("```repl\nimport time\nclass Slow:\n    def __str__(self):\n"
+            "        t = time.time()\n        while time.time() - t < 15: pass\n        return 'late'\n"
+            "result = Slow()\n```\nFINAL_VAR(result)")
+
+
+@pytest.mark.parametrize("mode", ["in_process", "remote"])
+def test_final_var_str_runs_within_the_request_deadline(stack, mode):
+    port, _ = stack(mode, {"rules": [{"match": "Query: slow", "reply": SLOW_STR}]},
+                    {"REQUEST_TIMEOUT": "3"})
+    import time
+    t0 = time.time()
+    status, r = call(port, "POST", "/completion", {"context": "c", "query": "slow"})
+    elapsed = time.time() - t0
+    assert r.get("answer") != "late", r
+    assert elapsed < 10, elapsed
+    assert call(port, "GET", "/health")[0] == 200

@@ -244,7 +244,7 @@ def test_variable_lookups_take_a_worker_slot(make_one):
     got = {}
     t = threading.Thread(target=lambda: got.update(r=svc.get(f"/session/{sid}/vars/v")))
     t.start()
-    time.sleep(1.0)  # the lookup is running str(v) now
+    wait_running(svc, 1)  # the lookup is running str(v) now, in the one worker
     status, body = svc.execute("1")
     t.join()
     assert got["r"][0] == 200 and got["r"][1]["text"] == "slow"
@@ -259,13 +259,23 @@ def test_waiting_for_a_session_holds_no_worker(make_one):
     threads = [threading.Thread(target=lambda: results.append(svc.run(sid, spin)[0])) for _ in range(2)]
     for th in threads:
         th.start()
-    time.sleep(0.8)
+    wait_running(svc, 1)
+    time.sleep(0.3)
     # One cell runs, the other waits for the session's turn: one worker is free.
     status, body = svc.execute("1")
     for th in threads:
         th.join()
     assert status == 200, body
     assert sorted(results) == [200, 200]
+
+
+def wait_running(svc, n, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if gauge(svc, "wasm_executions_running") >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError("no execution started")
 
 
 @pytest.fixture

@@ -34,6 +34,18 @@ HOSTILE = [
     ("while True: print('A' * 1000)", "output_truncated", 5),
     ("import os\nos.system('id')", "exception", 5),
     ("def f(): f()\nf()", "exception", 5),
+    # Issue 13: a forged deep reply, a swallowed stop, an oversized answer.
+    ("import sys\n_r = sys.modules['rlmbox_runner']\nclass _J:\n    loads = staticmethod(_r.json.loads)\n"
+     "    @staticmethod\n    def dumps(o, **k): return '{\"success\": true, \"locals\": ' + '[' * 100000\n"
+     "_r.json = _J", "crashed", 5),
+    ("try:\n    while True: pass\nexcept BaseException:\n    pass", "timeout", 0.3),
+    ("answer['content'] = 'a' * (1 << 20)\nanswer['ready'] = True", "output_truncated", 5),
+]
+
+# Raw bodies that must be refused with 400 (and change nothing else).
+HOSTILE_BODIES = [
+    '{"code": "1", "x": ' + "[" * 200_000 + "}",
+    '{"code": "1", "context": ' + "[" * 300 + "]" * 300 + "}",
 ]
 
 
@@ -116,7 +128,16 @@ def main():
                 roll = rng.random()
                 t0 = time.time()
                 try:
-                    if roll < a.hostile:
+                    if roll < a.hostile / 4:
+                        c = http.client.HTTPConnection("127.0.0.1", eport, timeout=60)
+                        c.request("POST", "/execute", body=rng.choice(HOSTILE_BODIES),
+                                  headers={"Content-Type": "application/json"})
+                        st = c.getresponse().status
+                        c.close()
+                        if st != 400:
+                            error(f"hostile-body:{st}")
+                        kind = "hostile"
+                    elif roll < a.hostile:
                         code, expect, timeout = rng.choice(HOSTILE)
                         st, r = post(eport, "/execute", {"code": code, "timeout": timeout,
                                                          "limits": {"memory_mb": 64, "max_output_bytes": 10000}})
