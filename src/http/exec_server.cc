@@ -7,6 +7,7 @@
 
 #include "base/bounded_json.h"
 #include "http/http_status.h"
+#include "http/json_body.h"
 #include "nodes/tracing.h"
 #include "nodes/workflow.h"
 #include "service/document.h"
@@ -36,15 +37,7 @@ Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
     if (empty_ok) return json::object();
     return InvalidArgument("a JSON body is required");
   }
-  auto j = ParseBoundedJson(req.body, kRequestJsonLimits, "the body");
-  if (!j.ok()) {
-    if (j.status().message().find("not valid JSON") != std::string::npos) {
-      return InvalidArgument("invalid JSON body");
-    }
-    return j.status();
-  }
-  if (!j->is_object()) return InvalidArgument("the body must be a JSON object");
-  return j;
+  return ParseJsonBody(req.body);
 }
 
 // "context" in a request: a str is bound as text, anything else as JSON.

@@ -6,6 +6,7 @@
 
 #include "base/bounded_json.h"
 #include "http/http_status.h"
+#include "http/json_body.h"
 #include "nodes/tracing.h"
 #include "service/document.h"
 #include "service/log.h"
@@ -52,15 +53,7 @@ struct InferenceServer::Impl {
   }
 
   Result<json> Body(const httplib::Request& req) {
-    auto j = ParseBoundedJson(req.body, kRequestJsonLimits, "the body");
-    if (!j.ok()) {
-      if (j.status().message().find("not valid JSON") != std::string::npos) {
-        return InvalidArgument("invalid JSON body");
-      }
-      return j.status();
-    }
-    if (!j->is_object()) return InvalidArgument("the body must be a JSON object");
-    return j;
+    return ParseJsonBody(req.body);
   }
 
   struct Ran {

@@ -12,7 +12,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "service"))
-from service_process import Service  # noqa: E402
+from service_process import Service, make_service  # noqa: E402,F401  (fixture)
 
 MB = 1 << 20
 
@@ -90,8 +90,8 @@ def test_malformed_reply_fields_are_refused(svc, forged, why):
     assert body["outcome"] == "crashed" and why in body["error"], body
 
 
-def test_huge_forged_reply_is_never_read_by_the_host(make_one):
-    svc = make_one()
+def test_huge_forged_reply_is_never_read_by_the_host(make_service):
+    svc = make_service()
     before = rss_bytes(svc.proc.pid, "VmHWM:")
     code = forge_reply('\'{"success": true, "stdout": "\' + "A" * (200 << 20) + \'"}\'')
     status, body = svc.execute(code, limits={"memory_mb": 1024, "max_output_bytes": 1000})
@@ -237,8 +237,8 @@ SLOW_STR = ("import time\nclass Slow:\n    def __str__(self):\n        t = time.
             "        while time.time() - t < 3: pass\n        return 'slow'\nv = Slow()")
 
 
-def test_variable_lookups_take_a_worker_slot(make_one):
-    svc = make_one(args=("--workers", "1", "--max-queue", "0"))
+def test_variable_lookups_take_a_worker_slot(make_service):
+    svc = make_service(args=("--workers", "1", "--max-queue", "0"))
     sid = svc.new_session()
     assert svc.run(sid, SLOW_STR)[0] == 200
     got = {}
@@ -251,8 +251,8 @@ def test_variable_lookups_take_a_worker_slot(make_one):
     assert status == 429, body  # the one worker was busy with the lookup
 
 
-def test_waiting_for_a_session_holds_no_worker(make_one):
-    svc = make_one(args=("--workers", "2", "--max-queue", "0"))
+def test_waiting_for_a_session_holds_no_worker(make_service):
+    svc = make_service(args=("--workers", "2", "--max-queue", "0"))
     sid = svc.new_session()
     results = []
     spin = "import time\nt = time.time()\nwhile time.time() - t < 2: pass"
@@ -278,28 +278,16 @@ def wait_running(svc, n, timeout=20):
     raise AssertionError("no execution started")
 
 
-@pytest.fixture
-def make_one():
-    started = []
-
-    def make(**kw):
-        s = Service(**kw)
-        started.append(s)
-        return s
-
-    yield make
-    for s in started:
-        s.stop()
 
 
 # ---------------------------------------------------------------- class 9: tenants
 
 
 @pytest.fixture
-def tenants(tmp_path, make_one):
+def tenants(tmp_path, make_service):
     f = tmp_path / "tokens"
     f.write_text("# tenant token\nalice tok-alice-0123456789abcdef\nbob   tok-bob-0123456789abcdef0\n")
-    svc = make_one(env={"RLMBOX_TOKENS_FILE": str(f)})
+    svc = make_service(env={"RLMBOX_TOKENS_FILE": str(f)})
     return svc
 
 
@@ -381,8 +369,8 @@ def gauge(svc, name):
     raise AssertionError(name + " not in /metrics")
 
 
-def test_sessions_and_cells_draw_from_one_memory_budget(make_one):
-    svc = make_one(env={"RLMBOX_MEMORY_BUDGET_MB": "400"})
+def test_sessions_and_cells_draw_from_one_memory_budget(make_service):
+    svc = make_service(env={"RLMBOX_MEMORY_BUDGET_MB": "400"})
     assert gauge(svc, "wasm_memory_budget_bytes") == 400 * MB
     big = {"limits": {"memory_mb": 1024}}
     a = svc.new_session()
