@@ -34,6 +34,11 @@ tar -C "$out/zlib-src" --strip-components=1 -xf "$zlib_tarball"
 mkdir -p "$out/cpython"
 tar -C "$out/cpython" --strip-components=1 -xf "$py_tarball"
 cd "$out/cpython"
+# Our own changes to the interpreter (guest/cpython-patches/README.md): the
+# hooks the import policy enforces allowed_imports with.
+for p in "$here"/cpython-patches/*.patch; do
+  patch -s -p1 <"$p" || { echo "applying $(basename "$p") failed" >&2; exit 1; }
+done
 export CONFIG_SITE="$PWD/Tools/wasm/config.site-wasm32-wasi"
 export ZLIB_CFLAGS="-I$out/zlib/include" ZLIB_LIBS="-L$out/zlib/lib -lz"
 export PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/zlib/lib/pkgconfig"

@@ -14,7 +14,8 @@ here="$ROOT/guest"
 
 PY_VERSION=3.13.5
 
-cpython_hash=$(recipe_hash guest/build-cpython-wasi.sh guest/build-native-python.sh guest/sources.lock)
+cpython_hash=$(recipe_hash guest/build-cpython-wasi.sh guest/build-native-python.sh guest/sources.lock \
+  $(cd "$ROOT" && echo guest/cpython-patches/*.patch))
 guest_hash=$(recipe_hash guest/shim.c guest/rlmbox_runner.py guest/rlmbox_policy.py guest/build.sh guest/stdlib-prune.txt \
   guest/wizer/package.json guest/wizer/package-lock.json)-$cpython_hash
 out="$RLMBOX_CACHE/guest-$guest_hash"

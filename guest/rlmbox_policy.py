@@ -76,6 +76,13 @@ _INTERNALS = frozenset({
     "func_globals", "func_code", "mro", "_module", "_evaluate", "evaluate",
 })
 
+# Dunder names a module hands out to the cell (everything else with a leading
+# underscore is private to the module).
+_MODULE_DUNDERS = frozenset({"__name__", "__doc__", "__all__", "__version__", "__file__"})
+
+# A module's entries that lead to the import machinery or the real builtins.
+_MODULE_MACHINERY = frozenset({"__spec__", "__loader__", "__builtins__", "__dict__"})
+
 _TEMPLATE_FIELD = __import__("re").compile(r"[.\[]\s*([A-Za-z_]\w*)")
 _RESERVED_PREFIX = "_rlmbox"
 _GUARD = "_rlmbox_getattr"
@@ -188,6 +195,7 @@ class Policy:
             names.append(name)
         self.allowed = frozenset(names)
         self._compiled = {}  # id(handle) -> (CompiledCode handle, code object)
+        self._module_keys = {}  # id(module) -> the allowed sys.modules key it was found under
         self._proxies = {}
         self.builtins = self._make_builtins()
 
@@ -199,19 +207,60 @@ class Policy:
         parts = name.split(".")
         return any(".".join(parts[:i]) in self.allowed for i in range(1, len(parts) + 1))
 
-    def _hand_out(self, value, parent=None, attr=None):
-        """A module the code may hold (maybe stripped), or PolicyViolation.
-        `parent.attr` is where it was found: a module registered under that
-        dotted name counts as that name (os.path is the module posixpath)."""
-        if not isinstance(value, _module_type):
-            return value
-        if isinstance(parent, _module_type) and attr is not None:
-            dotted = f"{parent.__name__}.{attr}"
-            if sys.modules.get(dotted) is value and self.module_allowed(dotted):
-                return value
-        name = value.__name__
+    def allows_module(self, module):
+        """True when `module` is registered in sys.modules under a name the
+        policy allows (os.path is the module posixpath). By identity: a module
+        that renamed itself (its __name__ is an attribute like any other) gains
+        nothing."""
+        if module is sys.modules.get("__main__"):
+            return True  # the cells' own namespace
+        key = self._module_keys.get(id(module))
+        if key is not None and (sys.modules.get(key) is module or self._proxies.get(key) is module):
+            return True
+        for key, value in list(sys.modules.items()):
+            if value is module and isinstance(key, str) and self.module_allowed(key):
+                self._module_keys[id(module)] = key
+                return True
+        return False
+
+    def _refuse_module(self, module):
+        name = module.__dict__.get("__name__")
+        if not isinstance(name, str):
+            name = "?"
+        raise PolicyViolation(f"import of '{name}' is not allowed (allowed_imports)")
+
+    def module_read(self, module, name, value, strict=True):
+        """The interpreter's rule for reading `module.name` (giving `value`) by
+        the cell's code, or by a computed name (guest/shim.c calls this): a
+        module the policy does not allow is inert (`strict`: the cell's own
+        code; a library probing its own imports, hasattr(os, "getpid"), is not
+        strict), no such module is handed out, and neither is the import
+        machinery (a module's loader and spec load any module)."""
+        if module is sys.modules.get("__main__"):
+            return  # the cells' own namespace
+        if name in _MODULE_MACHINERY:
+            raise PolicyViolation(f"access to the attribute '{name}' is not allowed")
+        if strict and not self.allows_module(module):
+            self._refuse_module(module)
+        if isinstance(value, _module_type) and not self.allows_module(value):
+            self._refuse_module(value)
+
+    def import_check(self, name, level):
+        """The interpreter's rule for an import by the cell's code that did not
+        go through the guarded __import__ (the real one, reached by a library
+        helper that ran source the cell chose)."""
+        if level != 0:
+            raise PolicyViolation("relative imports are not allowed")
         if not self.module_allowed(name):
             raise PolicyViolation(f"import of '{name}' is not allowed (allowed_imports)")
+
+    def _hand_out(self, value, parent=None, attr=None):
+        """A module the code may hold (maybe stripped), or PolicyViolation."""
+        if not isinstance(value, _module_type):
+            return value
+        if not self.allows_module(value):
+            self._refuse_module(value)
+        name = value.__name__
         stripped = _STRIPPED.get(name)
         if not stripped:
             return value
@@ -222,6 +271,7 @@ class Policy:
                 if key not in stripped and not key.startswith("_"):
                     setattr(proxy, key, item)
             self._proxies[name] = proxy
+            self._module_keys[id(proxy)] = name
         return proxy
 
     # -- the guarded builtins
@@ -245,6 +295,12 @@ class Policy:
                 if default:
                     return default[0]
                 raise
+            if isinstance(obj, _module_type):
+                # A module's private helpers (some run source with the real
+                # builtins) are not the cell's to call.
+                if name.startswith("_") and name not in _MODULE_DUNDERS:
+                    raise PolicyViolation(f"access to the attribute '{name}' is not allowed")
+                policy.module_read(obj, name, value)
             return policy._hand_out(value, obj, name)
 
         def guarded_hasattr(obj, name):
@@ -285,9 +341,12 @@ class Policy:
             if not args:
                 raise PolicyViolation("vars() without an argument is not allowed here; "
                                       "use locals()")
-            return {k: v for k, v in real_getattr(args[0], "__dict__").items()
-                    if _attr_allowed(k) and not (isinstance(v, _module_type)
-                                                 and not policy.module_allowed(v.__name__))}
+            obj = args[0]
+            if isinstance(obj, _module_type):
+                policy.module_read(obj, "__name__", None)  # refuses a module not allowed
+            return {k: v for k, v in real_getattr(obj, "__dict__").items()
+                    if _attr_allowed(k) and not (isinstance(obj, _module_type) and k[:1] == "_")
+                    and not (isinstance(v, _module_type) and not policy.allows_module(v))}
 
         def compile_checked(source, filename, mode):
             if not isinstance(source, (str, bytes)):

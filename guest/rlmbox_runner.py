@@ -70,7 +70,12 @@ for _cls in (SandboxInterrupt, OutputLimitExceeded, LLMQueryError):
 
 # ---------------------------------------------------------------- state
 
-_ns = {"__name__": "__main__", "__builtins__": builtins}
+# The cells' namespace is the __main__ module's own: classes defined in a cell
+# have __module__ "__main__", and library code that looks them up there
+# (dataclasses, inspect.get_annotations, pickle) finds the cell's namespace.
+_ns = sys.modules["__main__"].__dict__
+_ns.clear()
+_ns.update({"__name__": "__main__", "__builtins__": builtins})
 _state = {
     "reseeded": False,  # False in the snapshot: the first call of each instance reseeds
     "in_cell": False,
@@ -384,9 +389,24 @@ def _set_policy(allowed):
             return "this sandbox already runs under a different allowed_imports list"
         return None
     try:
-        _state["policy"] = rlmbox_policy.Policy(allowed)
+        policy = rlmbox_policy.Policy(allowed)
     except ValueError as e:
         return str(e)
+    _state["policy"] = policy
+    # From here on the interpreter itself holds every attribute read of the
+    # cell's code (and every computed-name read) to the policy, whatever object
+    # path led there (guest/shim.c). The runner's and the policy's own code, and
+    # the codec registry's lookups, are exempt.
+    import encodings
+    import inspect
+    # inspect reads functions' __globals__ and __defaults__ for dataclasses'
+    # signatures; the cell cannot call it (the module is never handed out).
+    exempt = [globals(), vars(rlmbox_policy), vars(encodings), vars(inspect)]
+    # The import system's own bookkeeping reads (getattr(module, "__spec__"), ...)
+    exempt += [vars(sys.modules[n]) for n in ("_frozen_importlib", "_frozen_importlib_external")
+               if n in sys.modules]
+    _rlmbox.enforce_policy(_ns, policy.module_read, policy.import_check,
+                           rlmbox_policy.PolicyViolation, tuple(exempt))
     return None
 
 

@@ -78,9 +78,126 @@ static PyObject *door_host_call(PyObject *self, PyObject *arg) {
   return out;
 }
 
+// ---- the import policy's enforcement inside the interpreter ----
+//
+// Once a cell ran under allowed_imports, the instance keeps that policy for
+// its lifetime, and hooks in the interpreter (guest/cpython-patches) hold
+// every piece of code it runs to the policy, whichever object path led there.
+// "The cell's code" is any frame whose globals are not those of a module in
+// sys.modules: the cell's namespace, and anything exec'd with a dictionary it
+// built (a library helper running source the cell chose, say). A "computed"
+// read is one whose name the code chose at run time: getattr(), hasattr(),
+// vars(), operator.attrgetter/methodcaller, from any frame (library code such
+// as functools.update_wrapper reading names the cell passed it).
+//   - Interpreter internals (a function's __globals__, __builtins__,
+//     __closure__, __code__, __defaults__; a frame's f_globals, f_locals,
+//     f_builtins, f_code; a generator's or traceback's frame; a module's
+//     __dict__; a builtin function's module (__self__); type.__subclasses__())
+//     are refused to the cell's code and to computed reads.
+//   - Module attribute reads by the cell's code, and computed ones, go through
+//     policy.module_read: no module the policy does not allow, and no loader or
+//     spec, is handed out; and to the cell's code such a module is inert. (A
+//     library probing its own imports, hasattr(os, "getpid"), still works.)
+//   - `import` by the cell's code with the real __import__ is checked too.
+// Library code reading fixed names for its own work (dataclasses, logging,
+// traceback) is unaffected; so are the runner, the policy itself, the codec
+// registry, inspect (dataclasses' signatures) and the import system's
+// bookkeeping (the exempt globals, rlmbox_runner._set_policy).
+static PyObject *g_policy_ns;       // the cell namespace (__main__'s dict)
+static PyObject *g_policy_read;     // policy.module_read(module, name, value, strict)
+static PyObject *g_policy_import;   // policy.import_check(name, level)
+static PyObject *g_policy_error;    // PolicyViolation
+static PyObject *g_policy_exempt;   // tuple of globals dicts exempt from all of this
+static PyObject *g_name_key;        // "__name__"
+
+enum frame_kind { FRAME_EXEMPT, FRAME_LIBRARY, FRAME_USER };
+
+static enum frame_kind current_frame_kind(void) {
+  PyObject *globals = PyEval_GetGlobals();  // borrowed; NULL without a Python frame
+  if (globals == NULL) return FRAME_LIBRARY;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(g_policy_exempt); i++) {
+    if (PyTuple_GET_ITEM(g_policy_exempt, i) == globals) return FRAME_EXEMPT;
+  }
+  if (globals == g_policy_ns || !PyDict_Check(globals)) return FRAME_USER;
+  PyObject *name = PyDict_GetItemWithError(globals, g_name_key);
+  PyObject *modules = PySys_GetObject("modules");
+  if (name == NULL || !PyUnicode_Check(name) || modules == NULL || !PyDict_Check(modules)) {
+    PyErr_Clear();
+    return FRAME_USER;
+  }
+  PyObject *module = PyDict_GetItemWithError(modules, name);
+  if (module == NULL || !PyModule_Check(module) || PyModule_GetDict(module) != globals) {
+    PyErr_Clear();
+    return FRAME_USER;
+  }
+  return FRAME_LIBRARY;
+}
+
+static int policy_audit_hook(const char *event, PyObject *args, void *data) {
+  (void)data;
+  if (g_policy_read == NULL || strcmp(event, "object.__getattr__") != 0) return 0;
+  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 2) return 0;
+  PyObject *obj = PyTuple_GET_ITEM(args, 0), *name = PyTuple_GET_ITEM(args, 1);
+  // The cell's own namespace, read as __main__'s __dict__, is its own already.
+  if (PyModule_Check(obj) && PyModule_GetDict(obj) == g_policy_ns) return 0;
+  enum frame_kind kind = current_frame_kind();
+  if (kind == FRAME_EXEMPT || (kind == FRAME_LIBRARY && _Py_rlmbox_computed == 0)) return 0;
+  PyErr_Format(g_policy_error, "access to the attribute '%S' is not allowed", name);
+  return -1;
+}
+
+static int policy_module_read(PyObject *module, PyObject *name, PyObject *value) {
+  if (g_policy_read == NULL) return 0;
+  enum frame_kind kind = current_frame_kind();
+  if (kind == FRAME_EXEMPT || (kind == FRAME_LIBRARY && _Py_rlmbox_computed == 0)) return 0;
+  PyObject *strict = kind == FRAME_USER ? Py_True : Py_False;
+  PyObject *r = PyObject_CallFunctionObjArgs(g_policy_read, module, name, value, strict, NULL);
+  if (r == NULL) return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+static int policy_import(PyObject *name, int level) {
+  if (g_policy_import == NULL || current_frame_kind() != FRAME_USER) return 0;
+  PyObject *lvl = PyLong_FromLong(level);
+  if (lvl == NULL) return -1;
+  PyObject *r = PyObject_CallFunctionObjArgs(g_policy_import, name, lvl, NULL);
+  Py_DECREF(lvl);
+  if (r == NULL) return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+static PyObject *door_enforce_policy(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *ns, *read, *import_check, *error, *exempt;
+  if (!PyArg_ParseTuple(args, "O!OOOO!", &PyDict_Type, &ns, &read, &import_check, &error,
+                        &PyTuple_Type, &exempt))
+    return NULL;
+  if (g_policy_read != NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "the import policy is already enforced");
+    return NULL;
+  }
+  g_name_key = PyUnicode_InternFromString("__name__");
+  if (g_name_key == NULL) return NULL;
+  // Only now: an instance without a policy pays nothing for audit events.
+  if (PySys_AddAuditHook(policy_audit_hook, NULL) != 0) return NULL;
+  g_policy_ns = Py_NewRef(ns);
+  g_policy_error = Py_NewRef(error);
+  g_policy_exempt = Py_NewRef(exempt);
+  g_policy_import = Py_NewRef(import_check);
+  g_policy_read = Py_NewRef(read);
+  _Py_rlmbox_attr_check = policy_module_read;
+  _Py_rlmbox_import_check = policy_import;
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef door_methods[] = {
     {"host_call", door_host_call, METH_O,
      "host_call(request: bytes) -> bytes: one call through the sandbox's host door."},
+    {"enforce_policy", door_enforce_policy, METH_VARARGS,
+     "enforce_policy(namespace, module_read, import_check, error, exempt_globals): "
+     "holds all later code to the import policy (once per instance)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,7 +12,7 @@ PACKAGES=(
   # Guest cross toolchain (wasm32-wasip1)
   clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 libclang-rt-19-dev
   # Guest sources and build helpers
-  dpkg-dev xz-utils zip unzip curl ca-certificates
+  dpkg-dev patch xz-utils zip unzip curl ca-certificates
   libffi-dev libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev
   # Test and benchmark tools (iproute2 and nftables: tests/netns)
   python3 python3-pytest nodejs iproute2 nftables

@@ -3,7 +3,12 @@ tries every route around it we know of. Each attempt must fail with the
 policy's refusal, and allowed modules must keep working."""
 import pytest
 
-ALLOWED = ["json", "math", "operator", "string", "typing", "collections"]
+ALLOWED = ["json", "math", "operator", "string", "typing", "collections", "functools",
+           "dataclasses", "enum", "logging"]
+
+# A metaclass whose instance check always holds: a class pattern then matches
+# any subject, and match reads the names in __match_args__ with a C-level getattr.
+_ANY = "class Any(type):\n  def __instancecheck__(cls, obj):\n    return True\n"
 
 # (name, code): each tries to reach a module outside ALLOWED.
 BYPASSES = [
@@ -36,6 +41,42 @@ BYPASSES = [
     ("relative_import", "from . import os"),
     ("star_from_unallowed", "from os import *"),
     ("mro_walk", "type(1).mro()[-1]"),
+] + [
+    # Attribute reads the interpreter or a library does on the code's behalf,
+    # past the source checker: closed in the interpreter (guest/shim.c).
+    ("match_args_globals", _ANY + "import json\nclass C(metaclass=Any):\n  __match_args__ = ('__globals__',)\n"
+     "match json.dumps:\n  case C(g):\n    g['__builtins__']['__import__']('os')"),
+    ("match_args_builtin_self", _ANY + "class C(metaclass=Any):\n  __match_args__ = ('__self__',)\n"
+     "class D(metaclass=Any):\n  __match_args__ = ('__import__',)\n"
+     "match print:\n  case C(b):\n    match b:\n      case D(imp):\n        imp('os')"),
+    ("match_args_traceback_frame", _ANY + "class T(metaclass=Any):\n  __match_args__ = ('__traceback__',)\n"
+     "class F(metaclass=Any):\n  __match_args__ = ('tb_frame',)\n"
+     "class G(metaclass=Any):\n  __match_args__ = ('f_globals',)\n"
+     "try:\n  1/0\nexcept Exception as e:\n  match e:\n    case T(F(G(g))):\n      g['sys']"),
+    ("match_args_module_attribute", _ANY + "import json.decoder\nclass C(metaclass=Any):\n  __match_args__ = ('re',)\n"
+     "match json.decoder:\n  case C(r):\n    r.compile"),
+    ("format_field_globals", "import json\n'{0.__globals__}'.format(json.dumps)"),
+    ("update_wrapper_updated_globals", "import functools, json\nclass W: pass\nw = W()\nd = {}\n"
+     "setattr(w, '__globals__', d)\n"
+     "functools.update_wrapper(w, json.dumps, assigned=(), updated=('__globals__',))\n"
+     "d['__builtins__']['__import__']('os')"),
+    ("update_wrapper_assigned_module", _ANY + "import functools, json.decoder\nclass W: pass\nw = W()\n"
+     "functools.update_wrapper(w, json.decoder, assigned=('re',), updated=())\n"
+     "class C(metaclass=Any):\n  __match_args__ = ('__dict__',)\n"
+     "match w:\n  case C(d):\n    d['re'].compile"),
+    ("update_wrapper_private_helper", "import functools, dataclasses\nclass W: pass\nw = W()\n"
+     "functools.update_wrapper(w, dataclasses, assigned=('_FuncBuilder',), updated=())\n"
+     "class K: pass\nb = w._FuncBuilder({})\n"
+     "b.add_fn('f', [], ['  return __import__(\"os\").getcwd()'])\nb.add_fns_to_class(K)\nK.f()"),
+    ("loader_of_allowed_module", _ANY + "import json\nclass C(metaclass=Any):\n  __match_args__ = ('__spec__',)\n"
+     "class D(metaclass=Any):\n  __match_args__ = ('getcwd',)\n"
+     "match json:\n  case C(s):\n    m = s.loader.load_module('os')\n    match m:\n      case D(g):\n        g()"),
+    ("private_helper_exec", "import dataclasses\nclass K: pass\nb = dataclasses._FuncBuilder({})\n"
+     "b.add_fn('f', [], ['  return __import__(\"os\").getcwd()'])\nb.add_fns_to_class(K)\nK.f()"),
+    ("update_wrapper_closure", "import functools, json\nclass W: pass\nw = W()\n"
+     "functools.update_wrapper(w, json.dumps, assigned=('__closure__', '__code__', '__defaults__'), updated=())"),
+    ("update_wrapper_module_value", "import json.decoder\nimport functools\nclass W: pass\nw = W()\n"
+     "functools.update_wrapper(w, json.decoder, assigned=('re',), updated=())"),
 ]
 
 
@@ -67,6 +108,19 @@ ALLOWED_USES = [
     ("eval('2 ** 5')", 32),
     ("type(3).__name__", "int"),
     ("import string\nstring.ascii_lowercase[:3]", "abc"),
+    # library code that reads interpreter internals for its own work still runs
+    ("from dataclasses import dataclass, field\n@dataclass\nclass P:\n  x: int\n"
+     "  y: list = field(default_factory=list)\nP(1).x + len(P(2).y)", 1),
+    ("import functools\ndef deco(f):\n  @functools.wraps(f)\n  def w(*a):\n    return f(*a)\n"
+     "  return w\n@deco\ndef g(x):\n  return x + 1\n[g(1), g.__name__]", [2, "g"]),
+    ("import enum\nclass Col(enum.Enum):\n  R = 1\nCol.R.value", 1),
+    ("import logging\nlogging.getLogger('x').warning('w %s', 1)\n3", 3),
+    ("from math import *\nfloor(2.5)", 2),
+    ("import json\ngetattr(json, 'dumps')([1])", "[1]"),
+    ("import collections\ncollections.namedtuple('P', 'a b')(1, 2).b", 2),
+    ("try:\n  1/0\nexcept ZeroDivisionError as e:\n  r = type(e).__name__\nr", "ZeroDivisionError"),
+    ("'{0}-{1.real}'.format('a', 3)", "a-3"),
+    ("import functools\n@functools.lru_cache\ndef f(n):\n  return n if n < 2 else f(n-1) + f(n-2)\nf(30)", 832040),
 ]
 
 
