@@ -58,7 +58,7 @@ if [[ ! -f "$reactor" ]]; then
   # corrupting the heap.
   (cd "$cpy" && clang-19 --target=wasm32-wasi -mexec-model=reactor $LDFLAGS \
     -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
-    -Wl,--strip-all \
+    -Wl,--strip-all -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=_PyErr_NoMemory \
     -o "$reactor.tmp" "$work/shim.o" $LINK_OBJS $LIBS)
   mv "$reactor.tmp" "$reactor"
   stage_end

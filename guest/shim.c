@@ -1,6 +1,6 @@
 // rlmbox guest shim: a WASI reactor around libpython.
 //
-// The host talks to the guest through four exports and one import:
+// The host talks to the guest through four exports and two imports:
 //   rlmbox_init()                   run once under Wizer at build time: starts the
 //                                   interpreter and imports the runner, so every
 //                                   instance starts from that snapshot.
@@ -12,6 +12,8 @@
 //   rlmbox_interrupt()              called by the host (from its deadline callback)
 //                                   to ask the running cell to stop: it only sets
 //                                   CPython's async-signal-safe interrupt flags.
+//   import rlmbox.memory_refused(size)
+//                                   an allocation of `size` bytes failed.
 //   import rlmbox.host_call(req, req_len, resp, resp_cap) -> i64
 //                                   the host door (llm_query & co). Returns the reply
 //                                   length; when that exceeds resp_cap the reply
@@ -31,6 +33,45 @@
 
 __attribute__((import_module("rlmbox"), import_name("host_call"))) extern int64_t
 rlmbox_host_call(const void *req, uint32_t req_len, void *resp, uint32_t resp_cap);
+
+__attribute__((import_module("rlmbox"), import_name("memory_refused"))) extern void
+rlmbox_memory_refused(int32_t increment);
+
+// The allocator, linked with --wrap=malloc,calloc,realloc: an allocation that
+// failed is reported with its size, so the host can tell a MemoryError from its
+// memory limit (it believes the report only when the size is beyond the cap)
+// from one the code raised itself.
+extern void *__real_malloc(size_t size);
+extern void *__real_calloc(size_t n, size_t size);
+extern void *__real_realloc(void *p, size_t size);
+
+static void report_refused(size_t size) {
+  rlmbox_memory_refused(size > INT32_MAX ? INT32_MAX : (int32_t)size);
+}
+void *__wrap_malloc(size_t size) {
+  void *r = __real_malloc(size);
+  if (r == NULL && size > 0) report_refused(size);
+  return r;
+}
+void *__wrap_calloc(size_t n, size_t size) {
+  void *r = __real_calloc(n, size);
+  if (r == NULL && n > 0 && size > 0) report_refused(size > SIZE_MAX / n ? SIZE_MAX : n * size);
+  return r;
+}
+void *__wrap_realloc(void *p, size_t size) {
+  void *r = __real_realloc(p, size);
+  if (r == NULL && size > 0) report_refused(size);
+  return r;
+}
+// The interpreter's own out-of-memory path (every MemoryError CPython raises,
+// linked with --wrap=_PyErr_NoMemory; `raise MemoryError` in Python code never
+// comes here): reported with size 0, "more than there is" (a request past the
+// address space fails before any allocation, bytearray(2**31 - 1)).
+extern PyObject *__real__PyErr_NoMemory(PyThreadState *tstate);
+PyObject *__wrap__PyErr_NoMemory(PyThreadState *tstate) {
+  rlmbox_memory_refused(0);
+  return __real__PyErr_NoMemory(tstate);
+}
 
 static PyObject *g_entry;       // runner.entry(op, memoryview) -> bytes
 static PyObject *g_last_result; // keeps the last reply alive for the host to read

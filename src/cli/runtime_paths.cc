@@ -1,6 +1,7 @@
 #include "cli/runtime_paths.h"
 
 #include <cstdlib>
+#include <iostream>
 
 #include "engine/memory_budget.h"
 
@@ -13,6 +14,20 @@ namespace {
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
+}
+// A number from the environment, or `fallback` (with a line on stderr when the
+// value is not a positive number, or not a non-negative one with `zero_ok`).
+double EnvNumber(const char* name, double fallback, bool zero_ok) {
+  const std::string v = Env(name);
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  const double d = std::strtod(v.c_str(), &end);
+  if (end == v.c_str() || *end != '\0' || !(d > 0 || (zero_ok && d == 0))) {
+    std::cerr << "rlmbox: ignoring " << name << "=" << v << " (not a "
+              << (zero_ok ? "non-negative" : "positive") << " number)\n";
+    return fallback;
+  }
+  return d;
 }
 }  // namespace
 
@@ -40,6 +55,15 @@ uint64_t MemoryBudgetBytes(double flag_mb) {
   }
   if (mb > 0) return static_cast<uint64_t>(mb * (1 << 20));
   return engine::DefaultMemoryBudget();
+}
+
+http::ConnectionLimits ConnectionLimitsFromEnv() {
+  http::ConnectionLimits limits;
+  auto ms = [](double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); };
+  limits.header_timeout = ms(EnvNumber("HEADER_TIMEOUT", 10, false));
+  limits.body_timeout = ms(EnvNumber("BODY_TIMEOUT", 60, false));
+  limits.max_per_client = static_cast<size_t>(EnvNumber("MAX_CONNECTIONS_PER_CLIENT", 64, true));
+  return limits;
 }
 
 }  // namespace rlmbox::cli

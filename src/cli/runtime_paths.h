@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "http/conn_guard.h"
+
 namespace rlmbox::cli {
 
 std::filesystem::path DefaultGuestDir();
@@ -17,5 +19,9 @@ std::filesystem::path DefaultModuleCacheDir();
 // $RLMBOX_MEMORY_BUDGET_MB, else three quarters of the cgroup limit or
 // physical memory (engine/memory_budget.h).
 uint64_t MemoryBudgetBytes(double flag_mb);
+// What a client connection may cost (http/conn_guard.h), from HEADER_TIMEOUT,
+// BODY_TIMEOUT (seconds) and MAX_CONNECTIONS_PER_CLIENT (0: no cap); a value
+// that is not a number is reported on stderr and the default kept.
+http::ConnectionLimits ConnectionLimitsFromEnv();
 
 }  // namespace rlmbox::cli

@@ -4,6 +4,7 @@
 
 #include "cli/inference_config.h"
 #include "cli/node_config.h"
+#include "cli/runtime_paths.h"
 #include "cli/stop_signals.h"
 #include "http/inference_server.h"
 #include "http/remote_runner.h"
@@ -36,6 +37,7 @@ int Serve(const ServeOptions& o) {
   so.rlm = RlmOptionsFromEnv();
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;
   if (const char* d = std::getenv("RLM_TRAJECTORY_DIR")) so.trajectory_dir = d;
+  so.connections = ConnectionLimitsFromEnv();
   if (const char* m = std::getenv("MAX_REQUEST_BYTES")) {
     char* end = nullptr;
     unsigned long long n = std::strtoull(m, &end, 10);

@@ -54,6 +54,7 @@ int Serve(const ServeExecOptions& o) {
   so.execution_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(EnvNumber("EXECUTION_TIMEOUT", 30) * 1000));
   so.max_body_bytes = static_cast<size_t>(EnvNumber("MAX_REQUEST_BYTES", 64.0 * (1 << 20)));
+  so.connections = ConnectionLimitsFromEnv();
   so.workers = o.workers;
   so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;

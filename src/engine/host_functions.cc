@@ -1,5 +1,9 @@
 // The functions the guest may import beyond plain WASI:
 //  - rlmbox.host_call: the host door for llm_query & co;
+//  - rlmbox.memory_refused: the guest's allocator reports an allocation that
+//    failed (the host believes it only when the size is beyond the cap), and
+//    the interpreter its own out-of-memory path (size 0)
+//    (so a MemoryError the code raises itself is no memory_exceeded);
 //  - wasi_snapshot_preview1.clock_time_get / poll_oneoff, replaced so that a
 //    guest sleep never outlasts the execution's deadline (wasmtime's own
 //    poll_oneoff blocks the thread, out of reach of epoch interruption).
@@ -222,6 +226,20 @@ int32_t PollOneoff(wasmtime::Caller caller, int32_t in_ptr, int32_t out_ptr, int
   return kErrnoSuccess;
 }
 
+void MemoryRefused(wasmtime::Caller caller, int32_t size) {
+  SandboxState& st = StateOf(caller.context());
+  if (!st.active || !st.memory) return;
+  // 0: the interpreter's own out-of-memory path, which Python code reaches only
+  // by asking for memory (a size past the address space fails before any
+  // allocation); `raise MemoryError` never reaches it.
+  if (size == 0) {
+    st.grow_refused = true;
+    return;
+  }
+  const uint64_t current = st.memory->data(caller.context()).size();
+  if (size > 0 && current + static_cast<uint32_t>(size) > st.memory_cap) st.grow_refused = true;
+}
+
 }  // namespace
 
 void DefineHostFunctions(wasmtime::Linker& linker) {
@@ -230,6 +248,7 @@ void DefineHostFunctions(wasmtime::Linker& linker) {
                                           result.err().message());
   };
   check(linker.func_wrap("rlmbox", "host_call", &DoorHostCall), "rlmbox.host_call");
+  check(linker.func_wrap("rlmbox", "memory_refused", &MemoryRefused), "rlmbox.memory_refused");
   check(linker.func_wrap("wasi_snapshot_preview1", "clock_time_get", &ClockTimeGet),
         "clock_time_get");
   check(linker.func_wrap("wasi_snapshot_preview1", "poll_oneoff", &PollOneoff), "poll_oneoff");

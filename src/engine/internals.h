@@ -39,6 +39,10 @@ struct SandboxState {
   StopReason reason = StopReason::kNone;
   bool interrupt_sent = false;
   bool hard_stopped = false;
+  // The memory cap of this call, and whether the guest's allocator asked the
+  // host-checked way for memory beyond it (rlmbox.memory_refused).
+  uint64_t memory_cap = 0;
+  bool grow_refused = false;
   // A host-call reply too big for the guest's first buffer, awaiting fetch.
   std::optional<std::string> pending_reply;
   // Exports, resolved once after instantiation.

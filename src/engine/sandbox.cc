@@ -79,6 +79,7 @@ struct Sandbox::Call {
   uint64_t memory_cap = 0;
   uint64_t memory_wanted = 0;   // the cap the limits asked for
   bool budget_limited = false;  // the memory budget granted less than that
+  bool grow_refused = false;    // the allocator was refused memory beyond the cap
 };
 
 Sandbox::Sandbox(Engine& engine)
@@ -224,6 +225,8 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
     c.budget_limited = c.memory_cap < c.memory_wanted;
   }
   wasm_->store.limiter(static_cast<int64_t>(c.memory_cap), -1, -1, -1, -1);
+  st.memory_cap = c.memory_cap;
+  st.grow_refused = false;
   (void)cx.set_fuel(st.fuel_granted);
   cx.set_epoch_deadline(1);
 
@@ -284,6 +287,7 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   c.reason = st.reason;
   c.interrupted = st.interrupt_sent;
   c.host_calls = st.host_calls;
+  c.grow_refused = st.grow_refused;
   if (c.trap_code == WASMTIME_TRAP_CODE_OUT_OF_FUEL) c.reason = StopReason::kFuel;
   if (c.trapped) wasm_->usable = false;  // interpreter state unknown after a trap
   // Idle, the sandbox holds what it has grown to (a session keeps its heap).
@@ -437,7 +441,9 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
       r.error = "OutputLimitExceeded: output exceeded " + std::to_string(limits.max_output_bytes) +
                 " bytes";
     }
-  } else if (exc_type == "MemoryError") {
+  } else if (exc_type == "MemoryError" && c.grow_refused) {
+    // Only when the allocator was refused memory beyond the cap: a MemoryError
+    // the code raised itself is an exception like any other.
     r.outcome = Outcome::kMemoryExceeded;
     if (c.budget_limited) {
       r.error = BudgetMessage(c, engine_);

@@ -508,6 +508,20 @@ ExecServer::ExecServer(executor::Executor& executor, ExecServerOptions options)
   s.metrics.SetGauge("wasm_sandbox_start_seconds_sum", "Time spent instantiating and priming sandboxes.",
                      [&s] { return s.executor.pool().stats().start_seconds; });
 
+  s.metrics.SetGauge("http_connections_pending", "Connections whose request head has not arrived.",
+                     [] { return static_cast<double>(GetConnectionStats().pending); });
+  s.metrics.SetGauge("http_connections_active", "Connections handed to an HTTP thread.",
+                     [] { return static_cast<double>(GetConnectionStats().active); });
+  s.metrics.SetGauge("http_connections_refused_total", "Connections refused by the per-client cap (429).",
+                     [] { return static_cast<double>(GetConnectionStats().refused_client_cap); });
+  s.metrics.SetGauge("http_connections_timed_out_total",
+                     "Connections closed for a request head or body not sent in time.", [] {
+                       const auto st = GetConnectionStats();
+                       return static_cast<double>(st.head_timeouts + st.read_timeouts);
+                     });
+  s.metrics.SetGauge("http_connections_idle_closed_total",
+                     "Kept-alive connections closed to free a thread for waiting ones.",
+                     [] { return static_cast<double>(GetConnectionStats().idle_closed); });
   const size_t threads = s.options.http_threads;
   s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.server.set_payload_max_length(s.options.max_body_bytes);
@@ -578,7 +592,9 @@ Status ExecServer::Run() {
   }
   s.bound_port = port;
   service::LogEvent(LogLevel::kInfo, "listening", {{"host", s.options.host}, {"port", port}});
+  GuardConnections(s.options.connections, s.options.http_threads);
   s.server.listen_after_bind();
+  ReleaseConnectionThreads(s.options.http_threads);
   return Status::Ok();
 }
 

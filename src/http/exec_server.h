@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "engine/limits.h"
 #include "executor/executor.h"
+#include "http/conn_guard.h"
 #include "nodes/node_runner.h"
 #include "service/profiles.h"
 #include "service/tenants.h"
@@ -38,6 +39,7 @@ struct ExecServerOptions {
   size_t workers = 0;                        // 0: one per core
   size_t max_queue = 64;                     // waiting executions before 429
   size_t http_threads = 64;                  // connections served at once
+  ConnectionLimits connections;              // what a slow or idle client may cost
   engine::LimitCeilings ceilings;
   // Profiles (empty: the built-in ones) and the tools of `tool` nodes.
   std::vector<service::Profile> profiles;

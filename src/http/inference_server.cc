@@ -16,6 +16,8 @@
 namespace rlmbox::http {
 namespace {
 
+constexpr size_t kHttpThreads = 32;  // connections served at once
+
 using nlohmann::json;
 using service::LogLevel;
 
@@ -223,7 +225,7 @@ InferenceServer::InferenceServer(rlm::LlmClient& llm, rlm::CodeRunnerFactory& ru
                                  InferenceServerOptions options)
     : impl_(std::make_unique<Impl>(llm, runners, std::move(options))) {
   Impl& s = *impl_;
-  s.server.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  s.server.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
   s.server.set_payload_max_length(s.options.max_body_bytes);
   s.server.set_tcp_nodelay(true);
   s.server.set_read_timeout(60, 0);
@@ -284,7 +286,9 @@ Status InferenceServer::Run() {
   }
   service::LogEvent(LogLevel::kInfo, "listening",
                     {{"host", s.options.host}, {"port", s.options.port}, {"backend", s.options.backend_name}});
+  GuardConnections(s.options.connections, kHttpThreads);
   s.server.listen_after_bind();
+  ReleaseConnectionThreads(kHttpThreads);
   return Status::Ok();
 }
 

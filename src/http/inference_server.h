@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "http/conn_guard.h"
 #include "rlm/llm_client.h"
 #include "nodes/model_calls.h"
 #include "rlm/rlm.h"
@@ -20,6 +21,7 @@ struct InferenceServerOptions {
   int port = 8000;
   std::string token;              // RLMBOX_TOKEN: bearer token for every route but /health
   size_t max_body_bytes = 256ull << 20;
+  ConnectionLimits connections;   // what a slow or idle client may cost (conn_guard.h)
   std::string trajectory_dir;     // RLM_TRAJECTORY_DIR: one JSONL per request when set
   rlm::RlmOptions rlm;            // defaults; a request may pick model and max_depth
   std::function<bool()> backend_ready;  // /ready

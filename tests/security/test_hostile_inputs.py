@@ -177,6 +177,34 @@ def test_a_final_answer_set_by_a_stopped_cell_does_not_count(svc):
     assert body["outcome"] == "timeout" and "final_answer" not in body, body
 
 
+@pytest.mark.parametrize("code", [
+    "raise MemoryError('not really')",
+    "def f():\n    raise MemoryError\nf()",
+    "class E(MemoryError):\n    pass\nraise E()",
+])
+def test_a_memory_error_the_code_raises_itself_is_an_exception(svc, code):
+    body = svc.execute(code, limits={"memory_mb": 64})[1]
+    assert body["outcome"] == "exception", body
+    assert "MemoryError" in body["error"] or "E" in body["error"]
+
+
+@pytest.mark.parametrize("code", [
+    "x = bytearray(200 << 20)",
+    "x = [str(i) * 200 for i in range(1_000_000)]",
+    "x = bytearray(2 ** 31 - 1)",
+    "try:\n    x = bytearray(200 << 20)\nexcept MemoryError:\n    raise MemoryError('re-raised')",
+])
+def test_memory_beyond_the_limit_is_memory_exceeded(svc, code):
+    body = svc.execute(code, limits={"memory_mb": 64})[1]
+    assert body["outcome"] == "memory_exceeded", body
+
+
+def test_a_refused_allocation_the_code_survives_is_ok(svc):
+    code = "try:\n    bytearray(200 << 20)\nexcept MemoryError:\n    print('survived')"
+    body = svc.execute(code, limits={"memory_mb": 64})[1]
+    assert body["outcome"] == "ok" and body["stdout"] == "survived\n", body
+
+
 # ---------------------------------------------------------------- class 4: caps on every field
 
 

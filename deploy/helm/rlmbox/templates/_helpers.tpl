@@ -63,6 +63,8 @@ seccompProfile:
   value: {{ .Values.execution.executionTimeout | quote }}
 - name: MAX_REQUEST_BYTES
   value: {{ .Values.execution.maxRequestBytes | int64 | quote }}
+- name: MAX_CONNECTIONS_PER_CLIENT
+  value: {{ .Values.execution.maxConnectionsPerClient | quote }}
 - name: LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 {{- end -}}
