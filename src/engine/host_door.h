@@ -20,6 +20,9 @@ enum class HostCallKind { kLlmQuery, kLlmQueryBatched, kRlmQuery, kRlmQueryBatch
 
 std::string_view HostCallKindName(HostCallKind kind);
 
+// What the guest is told when nothing answers its model calls.
+std::string NoModelAttachedMessage(HostCallKind kind);
+
 struct HostCall {
   HostCallKind kind;
   // llm_query / rlm_query: {"prompt": str, "model": str|null}

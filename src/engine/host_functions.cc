@@ -62,10 +62,7 @@ std::string Dispatch(SandboxState& st, std::string_view request) {
                       " per execution)");
   }
   st.host_calls += static_cast<uint32_t>(prompts);
-  if (st.handler == nullptr) {
-    return ErrorReply(std::string(HostCallKindName(kind)) +
-                      " is not available here: no language model is attached to this execution");
-  }
+  if (st.handler == nullptr) return ErrorReply(NoModelAttachedMessage(kind));
   if (Clock::now() >= st.soft_deadline) return ErrorReply("the execution's deadline has passed");
 
   HostCall hc{kind, std::move(call["args"]), st.soft_deadline};
@@ -241,6 +238,11 @@ void MemoryRefused(wasmtime::Caller caller, int32_t size) {
 }
 
 }  // namespace
+
+std::string NoModelAttachedMessage(HostCallKind kind) {
+  return std::string(HostCallKindName(kind)) +
+         " is not available here: no language model is attached to this execution";
+}
 
 void DefineHostFunctions(wasmtime::Linker& linker) {
   auto check = [](auto result, const char* what) {

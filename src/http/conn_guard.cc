@@ -80,6 +80,8 @@ struct Conn {
   std::string client;
 };
 
+thread_local int t_current_fd = -1;  // the connection this thread last read from
+
 constexpr int kMaxTrackedFd = 1 << 16;
 Conn* Conns() {
   static auto* conns = new Conn[kMaxTrackedFd];  // never freed: wrappers may run at exit
@@ -385,6 +387,15 @@ void ReleaseConnectionThreads(size_t http_threads) {
   S().threads -= static_cast<int64_t>(http_threads);
 }
 
+int CurrentConnection() { return Tracked(t_current_fd) != nullptr ? t_current_fd : -1; }
+
+bool ClientGone(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLRDHUP, 0};
+  if (RealPoll()(&p, 1, 0) <= 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 ConnectionStats GetConnectionStats() {
   const Shared& s = S();
   ConnectionStats st;
@@ -419,6 +430,7 @@ ssize_t recv(int fd, void* buf, size_t len, int flags) {
     return -1;
   }
   ssize_t n = guard::RealRecv()(fd, buf, len, flags);
+  guard::t_current_fd = fd;
   if (n > 0) {
     if (c->phase == Phase::kIdle) {
       c->phase = Phase::kHead;

@@ -40,6 +40,13 @@ void GuardConnections(const ConnectionLimits& limits, size_t http_threads);
 // Removes `http_threads` again (a server stopped).
 void ReleaseConnectionThreads(size_t http_threads);
 
+// The connection the calling thread serves (the last one it read a request
+// from), or -1 when it serves none the guard accepted.
+int CurrentConnection();
+// True once the client of connection `fd` (from CurrentConnection) has closed
+// or reset it; false for -1 and while it is open. One poll(2), no read.
+bool ClientGone(int fd);
+
 struct ConnectionStats {
   uint64_t pending = 0;           // waiting for their request head
   uint64_t active = 0;            // handed to an HTTP thread, not closed yet

@@ -21,6 +21,36 @@
 namespace rlmbox::http {
 namespace {
 
+// Stops an execution once its caller has closed the connection (the caller
+// would never see the result; its worker slot goes to others), checked every
+// 50 ms while it runs, also during pure computation. Host calls go to `inner`
+// (a streamed execution's handler); without one, no model is attached.
+class CallerWatch final : public engine::HostCallHandler {
+ public:
+  explicit CallerWatch(engine::HostCallHandler* inner = nullptr)
+      : inner_(inner), fd_(CurrentConnection()) {}
+  engine::HostCallReply Handle(const engine::HostCall& call) override {
+    if (inner_ != nullptr) return inner_->Handle(call);
+    return engine::HostCallError{engine::NoModelAttachedMessage(call.kind)};
+  }
+  bool cancelled() const override {
+    if (inner_ != nullptr && inner_->cancelled()) return true;
+    if (fd_ < 0 || gone_) return gone_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_check_) return false;
+    next_check_ = now + std::chrono::milliseconds(50);
+    gone_ = ClientGone(fd_);
+    return gone_;
+  }
+  bool gone() const { return gone_; }
+
+ private:
+  engine::HostCallHandler* const inner_;
+  const int fd_;
+  mutable std::chrono::steady_clock::time_point next_check_{};
+  mutable bool gone_ = false;
+};
+
 using nlohmann::json;
 using service::LogLevel;
 
@@ -234,10 +264,11 @@ void ExecServer::Impl::RunNodes(const httplib::Request& req, httplib::Response& 
           return sink.is_writable() && sink.write(line.data(), line.size());
         };
         service::StreamingHostCallHandler handler(run_id, calls, emit, [] {}, [] {});
-        auto [status, out] = run(&handler);
+        CallerWatch watched(&handler);
+        auto [status, out] = run(&watched);
         out["event"] = "result";
         if (status != 200) out["status"] = status;
-        if (!handler.disconnected()) emit(out);
+        if (!handler.disconnected() && !watched.gone()) emit(out);
         sink.done();
         return true;
       });
@@ -250,7 +281,8 @@ void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& r
   if (!code.ok()) return ReplyError(res, code.status());
   auto limits = service::ResolveLimits(*body, profiles, options.ceilings);
   if (!limits.ok()) return ReplyError(res, limits.status());
-  executor::ExecuteRequest request{*code, ContextFrom(*body), *limits, nullptr};
+  CallerWatch caller;
+  executor::ExecuteRequest request{*code, ContextFrom(*body), *limits, &caller};
   if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
   nodes::Span span = StartExecutionSpan("stateless", "");
   auto result = [&] {
@@ -258,6 +290,7 @@ void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& r
     return executor.Execute(request);
   }();
   FinishExecutionSpan(span, result);
+  if (caller.gone()) service::LogEvent(LogLevel::kInfo, "caller_disconnected", {{"kind", "stateless"}});
   if (!result.ok()) return ReplyError(res, result.status());
   metrics.ObserveExecution(*result, "stateless");
   service::LogExecution(*result, "stateless", "", *code);
@@ -325,8 +358,12 @@ void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Resp
     }
   }
   nodes::Span span = StartExecutionSpan("session", (*entry)->id);
-  auto result = (*entry)->session->Execute(*code, *limits, nullptr);
+  CallerWatch caller;
+  auto result = (*entry)->session->Execute(*code, *limits, &caller);
   turn->reset();
+  if (caller.gone()) {
+    service::LogEvent(LogLevel::kInfo, "caller_disconnected", {{"session_id", (*entry)->id}});
+  }
   FinishExecutionSpan(span, result);
   if (!result.ok()) return ReplyError(res, result.status());
   ++(*entry)->executions;
@@ -361,7 +398,8 @@ void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntr
             entry->id, calls, emit, [this] { gate.Release(); }, [this] { gate.AcquireResume(); });
         service::SessionUse use(entry);
         nodes::Span span = StartExecutionSpan("session", entry->id);
-        auto result = entry->session->Execute(code, limits, &handler);
+        CallerWatch watched(&handler);
+        auto result = entry->session->Execute(code, limits, &watched);
         slot->slot.reset();
         FinishExecutionSpan(span, result);
         json event;
@@ -376,7 +414,7 @@ void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntr
                    {"code", StatusCodeName(result.status().code())}};
         }
         event["event"] = "result";
-        if (handler.disconnected()) {
+        if (handler.disconnected() || watched.gone()) {
           service::LogEvent(LogLevel::kInfo, "caller_disconnected", {{"session_id", entry->id}});
         } else {
           emit(event);

@@ -5,6 +5,7 @@ Each test attacks the real `rlmbox serve-exec` and then checks that the process
 is alive and still serving others."""
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -257,6 +258,32 @@ def test_yaml_alias_bomb_is_refused_in_bounded_memory(svc):
     assert time.time() - t0 < 20
     assert rss_bytes(svc.proc.pid) - before < 200 * MB
     assert_alive(svc)
+
+
+@pytest.mark.parametrize("kind", ["stateless", "session", "session streamed"])
+def test_an_execute_stops_when_its_caller_hangs_up(make_service, kind):
+    # One worker: a 30 s spin whose caller left would hold it for 30 s. (A
+    # streamed one used to be noticed only at its next write: none here.)
+    s = make_service(args=("--workers", "1"))
+    path = "/execute"
+    if kind.startswith("session"):
+        path = f"/session/{s.new_session()}/execute"
+    accept = b"Accept: application/x-ndjson\r\n" if kind.endswith("streamed") else b""
+    body = json.dumps({"code": "while True: pass", "timeout": 30}).encode()
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              + accept + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.5)
+    c.close()
+    t0 = time.time()
+    status, r = s.execute("print('next')")
+    assert status == 200 and r["stdout"] == "next\n", r
+    assert time.time() - t0 < 10, s.logs()[-3000:]
+    deadline = time.time() + 5  # the stopped execution logs after giving its slot up
+    while "caller_disconnected" not in s.logs() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "caller_disconnected" in s.logs(), s.logs()[-3000:]
+    assert_alive(s)
 
 
 # ---------------------------------------------------------------- class 6: every guest entry through the gate
