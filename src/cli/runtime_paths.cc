@@ -62,7 +62,8 @@ http::ConnectionLimits ConnectionLimitsFromEnv() {
   auto ms = [](double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); };
   limits.header_timeout = ms(EnvNumber("HEADER_TIMEOUT", 10, false));
   limits.body_timeout = ms(EnvNumber("BODY_TIMEOUT", 60, false));
-  limits.max_per_client = static_cast<size_t>(EnvNumber("MAX_CONNECTIONS_PER_CLIENT", 64, true));
+  const double cap = EnvNumber("MAX_CONNECTIONS_PER_CLIENT", -1, true);
+  if (cap >= 0) limits.max_per_client = static_cast<size_t>(cap);
   return limits;
 }
 

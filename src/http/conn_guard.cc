@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -148,6 +150,28 @@ struct Gate {
   };
   std::map<int, Waiting> waiting;
   std::deque<Waiting> ready;
+  std::vector<char> peek;  // what Check() looks at, without reading it
+
+  // Enough of a request to give it a thread: its head, and of a body with a
+  // Content-Length the first kBodyPeek bytes (or all of it), so a client
+  // trickling its body costs a socket too. (A head longer than kHeadPeek goes
+  // on: cpp-httplib answers it 431.)
+  static constexpr size_t kHeadPeek = 8192;
+  static constexpr size_t kBodyPeek = 64 * 1024;
+  static bool Arrived(std::string_view data) {
+    const size_t end = data.find("\r\n\r\n");
+    if (end == std::string_view::npos) return data.size() >= kHeadPeek;
+    const size_t head = end + 4;
+    size_t want = 0;
+    std::string lower(data.substr(0, head));
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    // A client that waits for "100 Continue" sends its body only after that.
+    if (lower.find("\r\nexpect:") != std::string::npos) return true;
+    if (size_t at = lower.find("\r\ncontent-length:"); at != std::string::npos) {
+      want = std::strtoull(lower.c_str() + at + 17, nullptr, 10);
+    }
+    return data.size() - head >= std::min(want, kBodyPeek);
+  }
 
   explicit Gate(int listen_fd) : lfd(listen_fd) {
     ep = epoll_create1(EPOLL_CLOEXEC);
@@ -255,17 +279,15 @@ struct Gate {
   void Check(int fd) {
     auto it = waiting.find(fd);
     if (it == waiting.end()) return;
-    char buf[8192];
-    ssize_t n = RealRecv()(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    peek.resize(kHeadPeek + kBodyPeek);
+    ssize_t n = RealRecv()(fd, peek.data(), peek.size(), MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (n <= 0) {  // gone before it asked anything
       Drop(fd);
       RealClose()(fd);
       return;
     }
-    const bool complete = std::string_view(buf, static_cast<size_t>(n)).find("\r\n\r\n") !=
-                          std::string_view::npos;
-    if (!complete && static_cast<size_t>(n) < sizeof buf) return;  // (a full buffer: httplib answers 431)
+    if (!Arrived(std::string_view(peek.data(), static_cast<size_t>(n)))) return;
     Waiting w = std::move(it->second);
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
     waiting.erase(it);
@@ -377,9 +399,11 @@ void GuardConnections(const ConnectionLimits& limits, size_t http_threads) {
   Shared& s = S();
   s.header_ms = std::max<int64_t>(1, limits.header_timeout.count());
   s.body_ms = std::max<int64_t>(1, limits.body_timeout.count());
-  s.max_per_client = limits.max_per_client;
   s.max_pending = std::max<size_t>(1, limits.max_pending);
   s.threads += static_cast<int64_t>(http_threads);
+  s.max_per_client = limits.max_per_client != ConnectionLimits::kAuto
+                         ? limits.max_per_client
+                         : std::max<size_t>(4, static_cast<size_t>(s.threads.load()) / 2);
   s.on = true;
 }
 

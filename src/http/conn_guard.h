@@ -9,8 +9,11 @@
 //   - accept() hands cpp-httplib only connections whose request head (line and
 //     headers) has fully arrived; until then they wait in one epoll set per
 //     listening socket, at most `header_timeout` (then 408 and closed);
+//   - a request with a body waits there too until its first 64 KiB (or all of
+//     it) has arrived, within the same deadlines;
 //   - at most `max_per_client` open connections per client address (the next
-//     is answered 429 and closed) and `max_pending` waiting heads in all;
+//     is answered 429 and closed; default half the HTTP threads) and
+//     `max_pending` waiting requests in all;
 //   - on a connection being served, each later request's head must arrive
 //     within `header_timeout` of its first byte, and the whole request within
 //     `header_timeout + body_timeout`;
@@ -29,7 +32,10 @@ namespace rlmbox::http {
 struct ConnectionLimits {
   std::chrono::milliseconds header_timeout{10'000};  // HEADER_TIMEOUT
   std::chrono::milliseconds body_timeout{60'000};    // BODY_TIMEOUT
-  size_t max_per_client = 64;                        // MAX_CONNECTIONS_PER_CLIENT; 0 = no cap
+  // MAX_CONNECTIONS_PER_CLIENT; 0 = no cap; kAuto: half the HTTP threads, so
+  // that one address cannot keep every thread busy.
+  static constexpr size_t kAuto = ~size_t{0};
+  size_t max_per_client = kAuto;
   size_t max_pending = 1024;                         // heads being waited for, all clients
 };
 

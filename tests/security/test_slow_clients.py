@@ -71,6 +71,62 @@ def test_trickling_heads_do_not_hold_the_http_threads(make_service):
         t.close()
 
 
+def test_trickling_bodies_do_not_hold_the_http_threads(make_service):
+    # A complete head, then a body one byte every 0.5 s, on 80 connections.
+    s = make_service(env={"MAX_CONNECTIONS_PER_CLIENT": "0", "HEADER_TIMEOUT": "60"})
+    socks = []
+    for _ in range(80):
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\n\r\n{")
+        socks.append(c)
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.5):
+            for c in socks:
+                try:
+                    c.send(b" ")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        time.sleep(1.5)
+        assert health_within(s.port, 3) == 200
+        status, r = s.execute("print(6 * 7)")
+        assert status == 200 and r["stdout"] == "42\n"
+    finally:
+        stop.set()
+        t.join(5)
+        for c in socks:
+            c.close()
+
+
+def test_one_address_cannot_take_every_thread_by_default(make_service):
+    # No cap configured: half of serve-exec's 64 threads per address.
+    s = make_service()
+    held = []
+    for _ in range(40):
+        held.append(socket.create_connection(("127.0.0.1", s.port)))
+    time.sleep(1)
+    for c in held:
+        c.settimeout(0.05)
+    try:
+        refused = 0
+        for c in held:
+            try:
+                if c.recv(4096).startswith(b"HTTP/1.1 429"):
+                    refused += 1
+            except socket.timeout:
+                pass
+        assert 8 <= refused <= 40 - 30, refused  # about 32 accepted (start-up checks may linger)
+    finally:
+        for c in held:
+            c.close()
+
+
 def test_a_head_not_sent_in_time_is_408_and_closed(make_service):
     s = make_service(env={"HEADER_TIMEOUT": "1"})
     c = socket.create_connection(("127.0.0.1", s.port))
