@@ -55,6 +55,11 @@ int Serve(const ServeExecOptions& o) {
       std::chrono::milliseconds(static_cast<int64_t>(EnvNumber("EXECUTION_TIMEOUT", 30) * 1000));
   so.max_body_bytes = static_cast<size_t>(EnvNumber("MAX_REQUEST_BYTES", 64.0 * (1 << 20)));
   so.connections = ConnectionLimitsFromEnv();
+  // A sidecar's only client is the container beside it: no per-address cap
+  // unless one is set.
+  if (o.sidecar && so.connections.max_per_client == http::ConnectionLimits::kAuto) {
+    so.connections.max_per_client = 0;
+  }
   so.workers = o.workers;
   so.max_queue = o.max_queue;
   if (const char* t = std::getenv("RLMBOX_TOKEN")) so.token = t;

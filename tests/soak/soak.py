@@ -40,7 +40,51 @@ HOSTILE = [
      "_r.json = _J", "crashed", 5),
     ("try:\n    while True: pass\nexcept BaseException:\n    pass", "timeout", 0.3),
     ("answer['content'] = 'a' * (1 << 20)\nanswer['ready'] = True", "output_truncated", 5),
+    ("raise MemoryError('self-raised')", "exception", 5),
 ]
+
+# Import-policy bypasses through reads the interpreter does on the code's behalf:
+# each must end "exception" (PolicyViolation) on POST /nodes/execute.
+POLICY_BYPASSES = [
+    "class A(type):\n  def __instancecheck__(c, o): return True\nclass C(metaclass=A):\n"
+    "  __match_args__ = ('__globals__',)\nimport json\nmatch json.dumps:\n  case C(g): g['sys']",
+    "import functools, json\nclass W: pass\nw = W()\nd = {}\nsetattr(w, '__globals__', d)\n"
+    "functools.update_wrapper(w, json.dumps, assigned=(), updated=('__globals__',))\nd['sys']",
+    "import json\n'{0.__globals__}'.format(json.dumps)",
+]
+
+
+class Tricklers:
+    """Slow clients for the whole run: `n` sockets sending a request head one
+    byte every 0.5 s, reopened when the server's head deadline closes them."""
+
+    HEAD = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200 + b"\r\n\r\n"
+
+    def __init__(self, port, n):
+        self.port, self.stop, self.reopened = port, threading.Event(), 0
+        self.socks = [self._open() for _ in range(n)]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _open(self):
+        return [socket.create_connection(("127.0.0.1", self.port)), 0]
+
+    def _run(self):
+        while not self.stop.wait(0.5):
+            for i, (c, at) in enumerate(self.socks):
+                try:
+                    c.send(self.HEAD[at % (len(self.HEAD) - 4):][:1])
+                    self.socks[i][1] = at + 1
+                except OSError:
+                    c.close()
+                    self.socks[i] = self._open()
+                    self.reopened += 1
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        for c, _ in self.socks:
+            c.close()
 
 # Raw bodies that must be refused with 400 (and change nothing else).
 HOSTILE_BODIES = [
@@ -137,6 +181,13 @@ def main():
                         if st != 400:
                             error(f"hostile-body:{st}")
                         kind = "hostile"
+                    elif roll < a.hostile / 3:
+                        code = rng.choice(POLICY_BYPASSES)
+                        st, r = post(eport, "/nodes/execute", {"type": "code", "code": code,
+                                                               "allowed_imports": ["json", "functools"]})
+                        if st != 200 or r.get("outcome") != "exception" or "not allowed" not in (r.get("error") or ""):
+                            error(f"policy-bypass:{st}:{r.get('outcome')}")
+                        kind = "hostile"
                     elif roll < a.hostile:
                         code, expect, timeout = rng.choice(HOSTILE)
                         st, r = post(eport, "/execute", {"code": code, "timeout": timeout,
@@ -171,6 +222,7 @@ def main():
                         latencies.append(time.time() - t0)
 
         time.sleep(1)
+        slow = Tricklers(eport, 8)
         rss = [(0.0, rss_mb(exec_proc.pid), threads_of(exec_proc.pid))]
         threads = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
         for t in threads:
@@ -181,6 +233,7 @@ def main():
             rss.append((time.time() - start, rss_mb(exec_proc.pid), threads_of(exec_proc.pid)))
         for t in threads:
             t.join()
+        slow.close()
 
         # Some threads start lazily on first use (e.g. the first stopped cell);
         # growth is counted from one third into the run, like RSS. Idle tokio
@@ -201,6 +254,7 @@ def main():
         print(f"soak: {a.seconds:.0f} s, {a.clients} clients, {a.hostile:.0%} hostile")
         print(f"  completed: {done} ({json.dumps(counts)}), {done / a.seconds:.0f}/s")
         print(f"  errors: {json.dumps(errors) if errors else 'none'}")
+        print(f"  slow clients: 8 trickling request heads throughout, reopened {slow.reopened} times")
         print(f"  p99 latency (non-hostile): {p99:.1f} ms")
         print(f"  serve-exec RSS: start {rss[0][1]:.0f} MiB, at 1/3 {third:.0f} MiB, "
               f"end {rss[-1][1]:.0f} MiB (growth after 1/3: {growth:+.0f} MiB)")
