@@ -5,6 +5,7 @@ serve` (32), with the limits set small through the environment."""
 import http.client
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -29,12 +30,17 @@ def health_within(port, seconds):
 
 
 class Tricklers:
-    """`n` sockets that each send a request head one byte at a time, forever."""
+    """`n` sockets that each send `prefix` at once, then `data` one byte at a
+    time (by default a request head, which then never completes)."""
 
     HEAD = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 4000 + b"\r\n\r\n"
 
-    def __init__(self, port, n, every=0.5):
+    def __init__(self, port, n, every=0.5, data=HEAD, prefix=b""):
         self.socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+        for s in self.socks:
+            if prefix:
+                s.sendall(prefix)
+        self.data = data
         self.stop = threading.Event()
         self.every = every
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -42,10 +48,10 @@ class Tricklers:
 
     def run(self):
         i = 0
-        while not self.stop.is_set() and i < len(self.HEAD):
+        while not self.stop.is_set() and i < len(self.data):
             for s in self.socks:
                 try:
-                    s.send(self.HEAD[i:i + 1])
+                    s.send(self.data[i:i + 1])
                 except OSError:
                     pass
             i += 1
@@ -74,34 +80,16 @@ def test_trickling_heads_do_not_hold_the_http_threads(make_service):
 def test_trickling_bodies_do_not_hold_the_http_threads(make_service):
     # A complete head, then a body one byte every 0.5 s, on 80 connections.
     s = make_service(env={"MAX_CONNECTIONS_PER_CLIENT": "0", "HEADER_TIMEOUT": "60"})
-    socks = []
-    for _ in range(80):
-        c = socket.create_connection(("127.0.0.1", s.port))
-        c.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 100000\r\n\r\n{")
-        socks.append(c)
-    stop = threading.Event()
-
-    def trickle():
-        while not stop.wait(0.5):
-            for c in socks:
-                try:
-                    c.send(b" ")
-                except OSError:
-                    pass
-
-    t = threading.Thread(target=trickle, daemon=True)
-    t.start()
+    head = (b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{")
+    t = Tricklers(s.port, 80, data=b" " * 100000, prefix=head)
     try:
         time.sleep(1.5)
         assert health_within(s.port, 3) == 200
         status, r = s.execute("print(6 * 7)")
         assert status == 200 and r["stdout"] == "42\n"
     finally:
-        stop.set()
-        t.join(5)
-        for c in socks:
-            c.close()
+        t.close()
 
 
 def test_one_address_cannot_take_every_thread_by_default(make_service):
@@ -227,7 +215,6 @@ def test_serve_keeps_answering_under_trickling_heads(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "WASM_", "RLMBOX_TOKEN"))}
     env.update(LLM_BASE_URL="http://127.0.0.1:9", LLM_MODEL="m", MAX_CONNECTIONS_PER_CLIENT="0")
-    import subprocess
     proc = subprocess.Popen([BIN, "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
