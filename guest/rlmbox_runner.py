@@ -63,8 +63,12 @@ class LLMQueryError(RuntimeError):
     """A host call (llm_query & co) failed."""
 
 
+class ToolError(RuntimeError):
+    """A host tool (the embedder's `tools=`) failed; the message is the host's."""
+
+
 # Tracebacks show these by their bare names, like built-in exceptions.
-for _cls in (SandboxInterrupt, OutputLimitExceeded, LLMQueryError):
+for _cls in (SandboxInterrupt, OutputLimitExceeded, LLMQueryError, ToolError):
     _cls.__module__ = "builtins"
 
 
@@ -84,6 +88,7 @@ _state = {
     "context": None,
     "has_context": False,
     "policy": None,  # rlmbox_policy.Policy once a cell ran under allowed_imports
+    "tools": {},  # name -> the function bound for a host tool this cell declares
 }
 
 
@@ -187,6 +192,37 @@ def rlm_query_batched(prompts, model=None):
     return [_item(r) for r in results]
 
 
+def _make_tool(name):
+    def tool(*args, **kwargs):
+        try:
+            request = json.dumps({"kind": "tool", "args": {"name": name, "args": list(args),
+                                                           "kwargs": kwargs}}, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise TypeError(f"{name}(): arguments must be JSON data ({e})") from None
+        reply = json.loads(_rlmbox.host_call(request.encode("utf-8", "replace")))
+        if "error" in reply:
+            raise ToolError(reply["error"])
+        return reply.get("result")
+
+    tool.__name__ = tool.__qualname__ = name
+    tool.__doc__ = f"The host tool {name!r}: JSON arguments in, a JSON result out."
+    return tool
+
+
+def _bind_tools(names):
+    """Binds this cell's host tools (and unbinds those no longer declared)."""
+    tools = _state["tools"]
+    for name in [n for n in tools if n not in names]:
+        if _ns.get(name) is tools[name]:
+            del _ns[name]
+        del tools[name]
+    for name in names:
+        if isinstance(name, str) and name.isidentifier() and not name.startswith("_"):
+            if name not in tools:
+                tools[name] = _make_tool(name)
+            _ns[name] = tools[name]
+
+
 def _item(r):
     if isinstance(r, dict) and "error" in r:
         return f"Error: {r['error']}"
@@ -229,6 +265,7 @@ _RESERVED = {
     "FINAL_VAR": FINAL_VAR,
     "SHOW_VARS": SHOW_VARS,
     "LLMQueryError": LLMQueryError,
+    "ToolError": ToolError,
 }
 
 
@@ -259,7 +296,7 @@ def _user_names():
         n
         for n, v in list(_ns.items())
         if type(n) is str and not n.startswith("_") and n not in _HIDDEN
-        and type(v).__name__ != "module"
+        and type(v).__name__ != "module" and _state["tools"].get(n) is not v
     ]
 
 
@@ -437,6 +474,9 @@ def _execute(request):
     filename = f"<cell-{_state['cell']}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     _restore_reserved()
+    tools = request.get("tools") or ()
+    if tools or _state["tools"]:
+        _bind_tools(tools if isinstance(tools, list) else ())
     for name, value in variables.items():
         if name.isidentifier() and not name.startswith("_") and name not in _RESERVED:
             _ns[name] = value

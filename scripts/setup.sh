@@ -21,14 +21,19 @@ wasmtime_dir=$("$ROOT/scripts/build-wasmtime.sh")
 guest_dir=$("$ROOT/guest/build.sh")
 if (( SECONDS - t0 > 5 )); then log "wasmtime C API and guest: ready after $(fmt_secs $((SECONDS - t0)))"; fi
 
+pytools_dir=$("$ROOT/scripts/python-build-deps.sh")
+# The extension module is built for the Python on PATH (the one `make test` uses).
+python_exe=$(command -v python3)
+
 # Reconfigure only when an input changed (keeps `make` fast and quiet).
 stamp="$BUILD_DIR/.rlmbox-configured"
-want="$wasmtime_dir|$guest_dir|${CMAKE_BUILD_TYPE:-RelWithDebInfo}|${RLMBOX_SANITIZE:-OFF}"
+want="$wasmtime_dir|$guest_dir|${CMAKE_BUILD_TYPE:-RelWithDebInfo}|${RLMBOX_SANITIZE:-OFF}|$pytools_dir|$python_exe"
 if [[ ! -f "$BUILD_DIR/build.ninja" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja \
     -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" \
     -DWASMTIME_DIR="$wasmtime_dir" -DRLMBOX_GUEST_DIR="$guest_dir" \
-    -DRLMBOX_SANITIZE="${RLMBOX_SANITIZE:-OFF}" >/dev/null
+    -DRLMBOX_SANITIZE="${RLMBOX_SANITIZE:-OFF}" \
+    -DPYBIND11_INCLUDE_DIR="$pytools_dir/pybind11/include" -DRLMBOX_PYTHONS="$python_exe" >/dev/null
   echo "$want" >"$stamp"
 fi
 if (( SECONDS - t0 > 5 )); then

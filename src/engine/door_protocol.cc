@@ -8,6 +8,7 @@ std::string_view HostCallKindName(HostCallKind kind) {
     case HostCallKind::kLlmQueryBatched: return "llm_query_batched";
     case HostCallKind::kRlmQuery: return "rlm_query";
     case HostCallKind::kRlmQueryBatched: return "rlm_query_batched";
+    case HostCallKind::kTool: return "tool";
   }
   return "llm_query";
 }
@@ -23,6 +24,18 @@ std::string ValidateHostCall(const nlohmann::json& call, HostCallKind* kind, siz
     return "model must be a str or None";
   }
   bool batched = false;
+  if (k == "tool") {
+    *kind = HostCallKind::kTool;
+    *prompt_count = 1;
+    if (!args.contains("name") || !args["name"].is_string()) return "a tool call needs a name";
+    const auto& name = args["name"].get_ref<const std::string&>();
+    if (name.empty() || name.size() > kMaxToolNameBytes) return "bad tool name";
+    if (args.contains("args") && !args["args"].is_array()) return "tool args must be a list";
+    if (args.contains("kwargs") && !args["kwargs"].is_object()) {
+      return "tool kwargs must be a dict";
+    }
+    return {};
+  }
   if (k == "llm_query") {
     *kind = HostCallKind::kLlmQuery;
   } else if (k == "rlm_query") {
@@ -45,6 +58,26 @@ std::string ValidateHostCall(const nlohmann::json& call, HostCallKind* kind, siz
   } else {
     if (!args.contains("prompt") || !args["prompt"].is_string()) return "prompt must be a str";
     *prompt_count = 1;
+  }
+  return {};
+}
+
+std::string ValidateToolNames(const std::vector<std::string>& names) {
+  if (names.size() > kMaxTools) return "at most " + std::to_string(kMaxTools) + " tools";
+  static constexpr std::string_view kReserved[] = {
+      "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "FINAL_VAR",
+      "SHOW_VARS", "LLMQueryError", "ToolError", "context", "answer", "output"};
+  for (const std::string& n : names) {
+    bool ok = !n.empty() && n.size() <= kMaxToolNameBytes && !(n[0] >= '0' && n[0] <= '9') &&
+              n[0] != '_';
+    for (char ch : n) {
+      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_');
+    }
+    if (!ok) return "tool name '" + n.substr(0, kMaxToolNameBytes) + "' is not a public identifier";
+    for (std::string_view r : kReserved) {
+      if (n == r) return "tool name '" + n + "' is reserved";
+    }
   }
   return {};
 }

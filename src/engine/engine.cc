@@ -96,7 +96,8 @@ wasmtime::Config MakeConfig(const EngineOptions& options) {
 // the compiled file's SHA-256 is checked before deserializing.
 Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string& wasm,
                                     const std::string& guest_sha, const fs::path& cache_dir,
-                                    bool* from_cache) {
+                                    bool* from_cache,
+                                    const std::function<void(const fs::path&)>& on_compile) {
   std::error_code ec;
   fs::create_directories(cache_dir, ec);
   const std::string key =
@@ -116,6 +117,7 @@ Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string&
     }
   }
   *from_cache = false;
+  if (on_compile) on_compile(cache_dir);
   auto module = wasmtime::Module::compile(
       engine, wasmtime::Span<uint8_t>(reinterpret_cast<uint8_t*>(const_cast<char*>(wasm.data())),
                                       wasm.size()));
@@ -158,7 +160,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   bool from_cache = false;
   ASSIGN_OR_RETURN(wasmtime::Module module,
                    LoadModule(engine, wasm, self->info_.guest_sha256, options.module_cache_dir,
-                              &from_cache));
+                              &from_cache, options.on_compile));
   self->info_.module_from_cache = from_cache;
 
   wasmtime::Linker linker(engine);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,6 +45,10 @@ struct EngineOptions {
   // The linear memory all sandboxes together may hold (engine/memory_budget.h);
   // 0 = no process-wide budget, only each execution's own limit.
   uint64_t memory_budget_bytes = 0;
+  // Called once, just before the guest is compiled because no cached module
+  // fits (not called on a cache hit): lets an embedder say why the first
+  // start takes seconds. Receives the cache directory.
+  std::function<void(const std::filesystem::path&)> on_compile;
 };
 
 struct EngineInfo {

@@ -16,7 +16,9 @@
 
 namespace rlmbox::engine {
 
-enum class HostCallKind { kLlmQuery, kLlmQueryBatched, kRlmQuery, kRlmQueryBatched };
+// kTool: a named host function the embedder declared for the cell
+// (CellOptions::tools); the engine refuses names that were not declared.
+enum class HostCallKind { kLlmQuery, kLlmQueryBatched, kRlmQuery, kRlmQueryBatched, kTool };
 
 std::string_view HostCallKindName(HostCallKind kind);
 
@@ -27,6 +29,7 @@ struct HostCall {
   HostCallKind kind;
   // llm_query / rlm_query: {"prompt": str, "model": str|null}
   // *_batched:             {"prompts": [str...], "model": str|null}
+  // tool:                  {"name": str, "args": [...], "kwargs": {...}}
   nlohmann::json args;
   std::chrono::steady_clock::time_point deadline;  // the execution's wall deadline
 };

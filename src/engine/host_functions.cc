@@ -9,6 +9,7 @@
 //    poll_oneoff blocks the thread, out of reach of epoch interruption).
 // Every pointer and length the guest passes is bounds-checked here; a bad one
 // is an error code to the guest, never a host fault.
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -60,6 +61,12 @@ std::string Dispatch(SandboxState& st, std::string_view request) {
   if (st.host_calls + prompts > limits.max_host_calls) {
     return ErrorReply("host call limit reached (" + std::to_string(limits.max_host_calls) +
                       " per execution)");
+  }
+  if (kind == HostCallKind::kTool) {
+    const auto& name = call["args"]["name"].get_ref<const std::string&>();
+    if (st.tools == nullptr || std::find(st.tools->begin(), st.tools->end(), name) == st.tools->end()) {
+      return ErrorReply("no tool named '" + name + "' is available here");
+    }
   }
   st.host_calls += static_cast<uint32_t>(prompts);
   if (st.handler == nullptr) return ErrorReply(NoModelAttachedMessage(kind));
@@ -240,6 +247,7 @@ void MemoryRefused(wasmtime::Caller caller, int32_t size) {
 }  // namespace
 
 std::string NoModelAttachedMessage(HostCallKind kind) {
+  if (kind == HostCallKind::kTool) return "no tool handler is attached to this execution";
   return std::string(HostCallKindName(kind)) +
          " is not available here: no language model is attached to this execution";
 }

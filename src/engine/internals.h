@@ -34,6 +34,7 @@ struct SandboxState {
   uint64_t fuel_budget = 0;   // soft stop once this much is used
   const Limits* limits = nullptr;
   HostCallHandler* handler = nullptr;
+  const std::vector<std::string>* tools = nullptr;  // declared for this cell, or null
   uint32_t host_calls = 0;
   // Outcome of the stop machinery.
   StopReason reason = StopReason::kNone;

@@ -4,6 +4,7 @@
 
 #include "base/bounded_json.h"
 #include "engine/engine.h"
+#include "engine/door_protocol.h"
 #include "engine/guest_reply.h"
 #include "engine/internals.h"
 
@@ -297,6 +298,7 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   }
   st.handler = nullptr;
   st.limits = nullptr;
+  st.tools = nullptr;
   st.pending_reply.reset();
   return c;
 }
@@ -339,6 +341,15 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
     req["call"] = {{"function", options.call_function},
                    {"kwargs", options.call_kwargs.is_object() ? options.call_kwargs
                                                               : nlohmann::json::object()}};
+  }
+  if (!options.tools.empty()) {
+    if (std::string err = ValidateToolNames(options.tools); !err.empty()) {
+      r.outcome = Outcome::kException;
+      r.error = "ValueError: " + err;
+      return r;
+    }
+    req["tools"] = options.tools;
+    state_->tools = &options.tools;  // read by the host door during this call only
   }
   const auto started = Clock::now();
   Call c = Invoke(kOpExecute, req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),

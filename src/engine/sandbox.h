@@ -58,6 +58,10 @@ struct CellOptions {
   // its return value is the cell's value.
   std::string call_function;
   nlohmann::json call_kwargs;
+  // Host tools bound as functions in the cell's namespace (the Python
+  // package's `tools=`): a call reaches the handler as HostCallKind::kTool.
+  // Names must pass ValidateToolNames (engine/door_protocol.h).
+  std::vector<std::string> tools;
 };
 
 class Sandbox {

@@ -3,15 +3,8 @@ behaviours, not code), checked against an rlmbox session. Deliberate differences
 asserted as such and listed in docs/python.md."""
 import pytest
 
-from service_process import Service
-from rlmbox import ExecClient
-
-
-@pytest.fixture(scope="module")
-def client():
-    s = Service()
-    yield ExecClient(f"http://127.0.0.1:{s.port}")
-    s.stop()
+# `client` (conftest.py): a session-capable client on a real serve-exec, or the
+# in-process engine with RLMBOX_SDK_BACKEND=inprocess.
 
 
 def test_simple_execution_and_print(client):

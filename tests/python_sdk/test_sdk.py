@@ -26,19 +26,23 @@ def test_execute_returns_typed_results(client):
     assert client.execute("x = bytearray(100 << 20)", profile="code").outcome == "memory_exceeded"
 
 
+@pytest.mark.http_only
 def test_host_errors_raise(client, svc):
-    with pytest.raises(RlmboxError) as e:
-        client.execute("")
-    assert e.value.status == 400 and e.value.message == "Code is required"
-    with pytest.raises(RlmboxError) as e:
-        client.execute("1", profile="nope")
-    assert e.value.status == 400
     with pytest.raises(ValueError):
         ExecClient("ftp://x")
     dead = ExecClient("http://127.0.0.1:1")
     with pytest.raises(RlmboxError) as e:
         dead.execute("1")
     assert e.value.code == "unreachable"
+
+
+def test_empty_code_and_unknown_profile_are_refused(client):
+    with pytest.raises(RlmboxError) as e:
+        client.execute("")
+    assert e.value.status == 400 and e.value.message == "Code is required"
+    with pytest.raises(RlmboxError) as e:
+        client.execute("1", profile="nope")
+    assert e.value.status == 400
 
 
 def test_session_context_manager(client):
@@ -48,6 +52,13 @@ def test_session_context_manager(client):
         assert s.get_var("n").value == 2
         s.set_context({"k": [1, 2, 3]})
         assert s.execute("sum(context['k'])").stdout == "6\n"
+    with pytest.raises(RlmboxError):
+        s.execute("n")
+
+
+@pytest.mark.http_only
+def test_session_listed_while_open(client):
+    with client.session() as s:
         sid = s.session_id
         assert sid in [x["session_id"] for x in client.sessions()]
     assert sid not in [x["session_id"] for x in client.sessions()]
@@ -98,6 +109,7 @@ def test_batched_prompts_run_concurrently(client):
     assert peak[0] == 4
 
 
+@pytest.mark.http_only
 def test_async_client(svc):
     async def main():
         c = AsyncExecClient(f"http://127.0.0.1:{svc.port}")
@@ -109,6 +121,7 @@ def test_async_client(svc):
     asyncio.run(main())
 
 
+@pytest.mark.http_only
 def test_token_auth(make_service):
     s = make_service(env={"RLMBOX_TOKEN": "t0k"})
     with pytest.raises(RlmboxError) as e:
@@ -117,6 +130,7 @@ def test_token_auth(make_service):
     assert ExecClient(f"http://127.0.0.1:{s.port}", token="t0k").execute("1").stdout == "1\n"
 
 
+@pytest.mark.http_only
 def test_pip_installs_the_package(tmp_path, svc):
     import subprocess
     root = os.path.join(os.path.dirname(__file__), "..", "..", "clients", "python")
@@ -130,6 +144,7 @@ def test_pip_installs_the_package(tmp_path, svc):
     assert check.stdout == "42\n", check.stderr
 
 
+@pytest.mark.http_only
 def test_metrics_route(client):
     client.execute("1")
     text = client.metrics()

@@ -11,7 +11,9 @@ and are served by rlms's own LM handler on the user's side, so keys never reach 
 sandbox. Importing this module registers the "rlmbox" environment name with rlms.
 
 environment_kwargs: url (default $WASM_SERVICE_URL or http://localhost:8000),
-token, timeout (seconds per code block, default 30), profile (default "rlm").
+token, timeout (seconds per code block, default 30), profile (default "rlm"),
+in_process (default False: True runs the code in this process's own engine, from
+the `rlmbox` wheel, with no server; `url` is then unused).
 """
 from __future__ import annotations
 
@@ -33,13 +35,14 @@ class RlmboxREPL(IsolatedEnv):
                  lm_handler_address: Optional[tuple] = None, context_payload: Any = None,
                  setup_code: Optional[str] = None, persistent: bool = False, depth: int = 1,
                  subcall_fn=None, timeout: float = 30.0, profile: str = "rlm",
-                 max_concurrent_subcalls: int = 4, **kwargs):
+                 max_concurrent_subcalls: int = 4, in_process: bool = False, **kwargs):
         super().__init__(persistent=persistent, depth=depth,
                          max_concurrent_subcalls=max_concurrent_subcalls, **kwargs)
         self.url = url or os.environ.get("WASM_SERVICE_URL", "http://localhost:8000")
         self.token = token
         self.timeout = timeout
         self.profile = profile
+        self.in_process = in_process
         self.lm_handler_address = lm_handler_address
         self.subcall_fn = subcall_fn
         self._pending = []
@@ -83,7 +86,12 @@ class RlmboxREPL(IsolatedEnv):
 
     # -- BaseEnv ------------------------------------------------------------------------
     def setup(self):
-        self._client = ExecClient(self.url, self.token, batch_parallelism=self.max_concurrent_subcalls)
+        if self.in_process:
+            from ._inprocess import LocalExecClient
+            self._client = LocalExecClient(batch_parallelism=self.max_concurrent_subcalls)
+        else:
+            self._client = ExecClient(self.url, self.token,
+                                      batch_parallelism=self.max_concurrent_subcalls)
         self._session = self._client.session(profile=self.profile, llm_query=self._llm,
                                              llm_query_batched=self._llm_batched,
                                              rlm_query=self._rlm)
