@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup fetch-sources build test test-asan fuzz soak run bench bench-http bench-rlm bench-nodes bench-quick format clean
+.PHONY: all setup fetch-sources build test test-asan fuzz soak run wheel bench bench-http bench-rlm bench-nodes bench-python bench-quick format clean
 
 all: build
 
@@ -42,6 +42,11 @@ soak: build
 run: build
 	@scripts/run.sh
 
+# Installable wheels of the `rlmbox` Python package (engine in-process, the
+# binary, the guest) in dist/: `pip install dist/rlmbox-*.whl`.
+wheel: build
+	@python3 scripts/build-wheel.py --build-dir $(BUILD_DIR) --out dist
+
 bench: build
 	@cd bench/pyodide && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || echo "bench: pyodide unavailable"
 	@$(BUILD_DIR)/rlmbox_bench --native-python python3 --native-python $$(scripts/native-python.sh) \
@@ -56,6 +61,11 @@ bench-rlm: build
 bench-nodes: build
 	@cd bench/pyodide && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || echo "bench: pyodide unavailable"
 	@python3 bench/nodes_bench.py
+
+# The Python package against eryx (pyeryx) in one run: wheel size, import and
+# first-sandbox time, fresh/session execute, threads, idle-session memory.
+bench-python: build
+	@python3 bench/python_bench.py --build-dir $(BUILD_DIR)
 
 bench-quick: build
 	@$(BUILD_DIR)/rlmbox_bench --quick --native-python python3

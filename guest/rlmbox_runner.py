@@ -289,15 +289,22 @@ def _restore_reserved():
 _HIDDEN = set(_RESERVED) | {"context", "answer"}
 
 
+_ModuleType = type(sys)
+
+
 def _user_names():
     # Cell code can put any key in its globals (globals()[1] = 2): only str
     # names are variables; the rest are skipped, never fatal to the runner.
-    return [
+    tools = _state["tools"]
+    names = [
         n
         for n, v in list(_ns.items())
-        if type(n) is str and not n.startswith("_") and n not in _HIDDEN
-        and type(v).__name__ != "module" and _state["tools"].get(n) is not v
+        if type(n) is str and n not in _HIDDEN and type(v) is not _ModuleType
+        and not n.startswith("_")
     ]
+    if tools:
+        names = [n for n in names if tools.get(n) is not _ns[n]]
+    return names
 
 
 # ---------------------------------------------------------------- locals summary
@@ -548,6 +555,24 @@ def _get_var(name):
             "type": type(value).__name__}
 
 
+# The host's requests are compact UTF-8 JSON and the replies are built here:
+# both go through the C scanner and encoder directly, made once.
+_scan_json = json.decoder.JSONDecoder().scan_once
+_encode_reply = json.encoder.c_make_encoder(
+    None, repr, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+
+def _request(data):
+    text = str(data, "utf-8")
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        raise ValueError("the request is not JSON") from None
+    if end != len(text) or not isinstance(value, dict):
+        raise ValueError("the request is not one JSON object")
+    return value
+
+
 def entry(op, data):
     """The shim's single entry point: returns the reply as UTF-8 JSON bytes."""
     if not _state["reseeded"]:
@@ -557,7 +582,7 @@ def entry(op, data):
         _state["reseeded"] = True
     try:
         if op == OP_EXECUTE:
-            reply = _execute(json.loads(bytes(data)))
+            reply = _execute(_request(data))
         elif op == OP_CONTEXT_STR:
             _state["context"] = str(data, "utf-8", "replace")
             _state["has_context"] = True
@@ -579,8 +604,7 @@ def entry(op, data):
         else:
             reply = {"error": f"unknown op {op}"}
         # Lone surrogates cannot be UTF-8: they become "?" so the reply is always valid.
-        return json.dumps(reply, ensure_ascii=False, allow_nan=False, default=repr).encode(
-            "utf-8", "replace")
+        return "".join(_encode_reply(reply, 0)).encode("utf-8", "replace")
     except BaseException as e:  # never let the runner itself die
         return json.dumps({"error": f"runner failure: {type(e).__name__}: {e}"}).encode()
 

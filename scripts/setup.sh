@@ -22,8 +22,9 @@ guest_dir=$("$ROOT/guest/build.sh")
 if (( SECONDS - t0 > 5 )); then log "wasmtime C API and guest: ready after $(fmt_secs $((SECONDS - t0)))"; fi
 
 pytools_dir=$("$ROOT/scripts/python-build-deps.sh")
-# The extension module is built for the Python on PATH (the one `make test` uses).
-python_exe=$(command -v python3)
+# The extension module is built for the Python on PATH (the one `make test`
+# uses) and for the native 3.13 built above (`make bench-python` runs eryx beside it).
+python_exe="$(command -v python3);$("$ROOT/scripts/native-python.sh")"
 
 # Reconfigure only when an input changed (keeps `make` fast and quiet).
 stamp="$BUILD_DIR/.rlmbox-configured"

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "engine/door_protocol.h"
 #include "engine/internals.h"
 #include "fake_host.h"
 
@@ -137,6 +138,38 @@ TEST_F(Door, OversizedRequestsAndCallFloodsAreCut) {
   EXPECT_NE(Ask(R"({"kind": "llm_query", "args": {"prompt": "x"}})").second.find("limit"),
             std::string::npos);
   EXPECT_EQ(fake_.calls().size(), 2u);
+}
+
+TEST_F(Door, ToolCallsReachTheHandlerOnlyForDeclaredNames) {
+  testing::FakeHostCallHandler tools([](const HostCall& call) -> HostCallReply {
+    return nlohmann::json{{"tool", call.args["name"]}, {"kwargs", call.args["kwargs"]}};
+  });
+  state_.handler = &tools;
+  const std::string call = R"({"kind": "tool", "args": {"name": "search", "args": [],
+                              "kwargs": {"q": "x"}}})";
+  // No tools declared for this execution: refused before the handler.
+  EXPECT_EQ(Ask(call).second, R"({"error":"no tool named 'search' is available here"})");
+  const std::vector<std::string> declared = {"search"};
+  state_.tools = &declared;
+  EXPECT_EQ(Ask(call).second, R"({"result":{"kwargs":{"q":"x"},"tool":"search"}})");
+  EXPECT_EQ(Ask(R"({"kind": "tool", "args": {"name": "rm"}})").second,
+            R"({"error":"no tool named 'rm' is available here"})");
+  EXPECT_EQ(Ask(R"({"kind": "tool", "args": {"name": "search", "args": {}}})").second,
+            R"({"error":"tool args must be a list"})");
+  EXPECT_EQ(Ask(R"({"kind": "tool", "args": {"name": 7}})").second,
+            R"({"error":"a tool call needs a name"})");
+  EXPECT_EQ(tools.calls().size(), 1u);
+}
+
+TEST(ToolNames, OnlyPublicIdentifiersThatAreNotReserved) {
+  EXPECT_EQ(ValidateToolNames({"search", "get_page2", "A"}), "");
+  const std::vector<std::string> bad_names = {
+      "", "_x", "1a", "a-b", "llm_query", "FINAL_VAR", "context", std::string(65, 'a'),
+      "caf\xc3\xa9"};
+  for (const std::string& bad : bad_names) {
+    EXPECT_NE(ValidateToolNames({bad}), "") << bad;
+  }
+  EXPECT_NE(ValidateToolNames(std::vector<std::string>(65, "t")), "");
 }
 
 }  // namespace
