@@ -10,11 +10,7 @@ FORGE_DEEP = (
     "```repl\n"
     "import sys\n"
     "_r = sys.modules['rlmbox_runner']\n"
-    "class _J:\n"
-    "    loads = staticmethod(_r.json.loads)\n"
-    "    @staticmethod\n"
-    "    def dumps(obj, **kw): return '{\"success\": true, \"locals\": {\"x\": ' + '[' * 100000 + '}}'\n"
-    "_r.json = _J\n"
+    "_r._encode_reply = lambda obj, level: ['{\"success\": true, \"locals\": {\"x\": ' + '[' * 100000 + '}}']\n"
     "```")
 
 
@@ -40,7 +36,7 @@ def test_model_code_forging_a_deep_reply_does_not_kill_serve(stack, mode):
         {"match": "Query: after", "reply": "FINAL(still here)"},
     ]})
     status, r = call(port, "POST", "/completion", {"context": "c", "query": "forge"})
-    assert status == 200, r
+    assert status == 200 and r["answer"] == "recovered", r  # the loop saw the crash
     assert call(port, "GET", "/health")[0] == 200
     status, r = call(port, "POST", "/completion", {"context": "c", "query": "after"})
     assert status == 200 and r["answer"] == "still here", r

@@ -40,15 +40,12 @@ def assert_alive(svc):
 
 
 # A cell that replaces what the runner hands back to the host with `text`.
+# (The runner encodes its reply with _encode_reply; the cell swaps it out.)
 def forge_reply(text_expr):
     return (
         "import sys\n"
         "_r = sys.modules['rlmbox_runner']\n"
-        "class _J:\n"
-        "    loads = staticmethod(_r.json.loads)\n"
-        "    @staticmethod\n"
-        f"    def dumps(obj, **kw): return {text_expr}\n"
-        "_r.json = _J\n")
+        f"_r._encode_reply = lambda obj, level: [{text_expr}]\n")
 
 
 # ---------------------------------------------------------------- class 1: the guest's reply

@@ -35,9 +35,9 @@ HOSTILE = [
     ("import os\nos.system('id')", "exception", 5),
     ("def f(): f()\nf()", "exception", 5),
     # Issue 13: a forged deep reply, a swallowed stop, an oversized answer.
-    ("import sys\n_r = sys.modules['rlmbox_runner']\nclass _J:\n    loads = staticmethod(_r.json.loads)\n"
-     "    @staticmethod\n    def dumps(o, **k): return '{\"success\": true, \"locals\": ' + '[' * 100000\n"
-     "_r.json = _J", "crashed", 5),
+    ("import sys\n_r = sys.modules['rlmbox_runner']\n"
+     "_r._encode_reply = lambda o, level: ['{\"success\": true, \"locals\": ' + '[' * 100000]",
+     "crashed", 5),
     ("try:\n    while True: pass\nexcept BaseException:\n    pass", "timeout", 0.3),
     ("answer['content'] = 'a' * (1 << 20)\nanswer['ready'] = True", "output_truncated", 5),
     ("raise MemoryError('self-raised')", "exception", 5),
