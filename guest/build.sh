@@ -51,7 +51,8 @@ if [[ ! -f "$reactor" ]]; then
   stage_start "linking the guest reactor (ThinLTO)" "1 min"
   # shellcheck disable=SC1090
   eval "$(sed -e "s/^\([A-Z_]*\)=\(.*\)$/\1='\2'/" "$wasi/link.vars")"
-  clang-19 --target=wasm32-wasi -O3 -g0 -flto=thin -mbulk-memory -I"$cpy/Include" -I"$cpy" \
+  clang-19 --target=wasm32-wasi -O3 -g0 -flto=thin -mbulk-memory -I"$cpy/Include" \
+    -I"$cpy/Include/internal" -I"$cpy" \
     -c "$here/shim.c" -o "$work/shim.o"
   # -mexec-model=reactor: crt1-reactor (no main; _initialize runs libc ctors).
   # The stack stays first and at CPython's 8 MiB so an overflow traps instead of

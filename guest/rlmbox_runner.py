@@ -104,8 +104,13 @@ signal.signal(signal.SIGINT, _on_interrupt)
 # ---------------------------------------------------------------- output capture
 
 
-class _CappedWriter(io.TextIOBase):
-    """A text stream that keeps at most `limit` UTF-8 bytes and then refuses."""
+class _CappedWriter:
+    """A text stream that keeps at most `limit` UTF-8 bytes and then refuses.
+    (A plain class: an io.TextIOBase subclass costs a finalizer per cell.)"""
+
+    closed = False
+    errors = "backslashreplace"
+    newlines = None
 
     def __init__(self, limit):
         self._parts = []
@@ -141,6 +146,19 @@ class _CappedWriter(io.TextIOBase):
 
     def isatty(self):
         return False
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
+
+    def fileno(self):
+        raise io.UnsupportedOperation("fileno")
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
 
     def getvalue(self):
         return "".join(self._parts)
@@ -379,15 +397,19 @@ _NO_VALUE = object()
 def _run_cell(code, filename, mode="repl"):
     """Runs one cell; returns its value (mode "repl" echoes the last expression)."""
     policy = _state["policy"]
-    if mode == "template":
-        tree = None
-    else:
+    module = last = None
+    if mode in ("repl", "node") and policy is None:
+        module, last = _rlmbox.compile_cell(code, filename)  # one parse, no ast objects
+    elif mode != "template":
         tree = ast.parse(code, filename, "eval" if mode == "eval" else "exec")
         if policy is not None:
             tree = policy.check_tree(tree, filename)
-    last = None
-    if mode in ("repl", "node") and tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+        tail = None
+        if mode in ("repl", "node") and tree.body and isinstance(tree.body[-1], ast.Expr):
+            tail = ast.Expression(tree.body.pop().value)
+        module = compile(tree, filename, "eval" if mode == "eval" else "exec")
+        if tail is not None:
+            last = compile(tail, filename, "eval")
     _state["in_cell"] = True
     value = _NO_VALUE
     try:
@@ -398,10 +420,10 @@ def _run_cell(code, filename, mode="repl"):
                 policy.check_template(code)
             return code.format_map(_TemplateVars())
         if mode == "eval":
-            return eval(compile(tree, filename, "eval"), _ns)
-        exec(compile(tree, filename, "exec"), _ns)
+            return eval(module, _ns)
+        exec(module, _ns)
         if last is not None:
-            value = eval(compile(last, filename, "eval"), _ns)
+            value = eval(last, _ns)
             if mode == "repl" and value is not None:
                 _ns["_"] = value
                 sys.stdout.write(repr(value) + "\n")

@@ -23,7 +23,15 @@
 // Everything the host reads back is validated by the host: this file is
 // untrusted from the host's point of view.
 #define PY_SSIZE_T_CLEAN
+// The cell compiler below uses the parser's and compiler's own entry points
+// (C AST in an arena), which are internal to the interpreter this shim is
+// linked into.
+#define Py_BUILD_CORE 1
 #include <Python.h>
+#include "pycore_ast.h"
+#include "pycore_compile.h"
+#include "pycore_parser.h"
+#include "pycore_pyarena.h"
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -233,12 +241,60 @@ static PyObject *door_enforce_policy(PyObject *self, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+// compile_cell(source, filename) -> (code, last): the REPL's compile in one parse
+// and without Python AST objects. A trailing expression statement is split off
+// and compiled as an expression (`last`, or None), so the runner can echo its
+// value; the rest is compiled as a module. Errors are the SyntaxErrors
+// compile() raises. (With an import policy the runner takes the ast path, as it
+// needs the tree.)
+static PyObject *door_compile_cell(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *source, *filename;
+  if (!PyArg_ParseTuple(args, "UU", &source, &filename)) return NULL;
+  Py_ssize_t size = 0;
+  const char *text = PyUnicode_AsUTF8AndSize(source, &size);
+  if (text == NULL) return NULL;
+  if ((size_t)size != strlen(text)) {
+    PyErr_SetString(PyExc_SyntaxError, "source code string cannot contain null bytes");
+    return NULL;
+  }
+  PyArena *arena = _PyArena_New();
+  if (arena == NULL) return NULL;
+  PyCompilerFlags flags = _PyCompilerFlags_INIT;
+  flags.cf_flags = PyCF_SOURCE_IS_UTF8;
+  PyObject *code = NULL, *last = NULL, *result = NULL;
+  mod_ty mod = _PyParser_ASTFromString(text, filename, Py_file_input, &flags, arena);
+  if (mod == NULL) goto done;
+  mod_ty tail = NULL;
+  asdl_stmt_seq *body = mod->v.Module.body;
+  Py_ssize_t n = asdl_seq_LEN(body);
+  if (n > 0 && asdl_seq_GET(body, n - 1)->kind == Expr_kind) {
+    tail = _PyAST_Expression(asdl_seq_GET(body, n - 1)->v.Expr.value, arena);
+    if (tail == NULL) goto done;
+    body->size = n - 1;
+  }
+  code = (PyObject *)_PyAST_Compile(mod, filename, &flags, -1, arena);
+  if (code == NULL) goto done;
+  if (tail != NULL) {
+    last = (PyObject *)_PyAST_Compile(tail, filename, &flags, -1, arena);
+    if (last == NULL) goto done;
+  }
+  result = PyTuple_Pack(2, code, last != NULL ? last : Py_None);
+done:
+  Py_XDECREF(code);
+  Py_XDECREF(last);
+  _PyArena_Free(arena);
+  return result;
+}
+
 static PyMethodDef door_methods[] = {
     {"host_call", door_host_call, METH_O,
      "host_call(request: bytes) -> bytes: one call through the sandbox's host door."},
     {"enforce_policy", door_enforce_policy, METH_VARARGS,
      "enforce_policy(namespace, module_read, import_check, error, exempt_globals): "
      "holds all later code to the import policy (once per instance)."},
+    {"compile_cell", door_compile_cell, METH_VARARGS,
+     "compile_cell(source, filename) -> (code, last expression's code or None)."},
     {NULL, NULL, 0, NULL},
 };
 

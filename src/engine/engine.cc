@@ -34,10 +34,17 @@ std::string Sha256(std::string_view bytes) {
   return Hex(digest, len);
 }
 
+// One sized read (the compiled guest is ~35 MB: a char-by-char stream read
+// was a quarter of the engine's start-up).
 Result<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return NotFound("cannot read " + path.string());
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  const std::streamoff size = in.tellg();
+  if (size < 0) return NotFound("cannot read " + path.string());
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), size)) return NotFound("cannot read " + path.string());
+  return bytes;
 }
 
 Status WriteFileAtomically(const fs::path& path, std::string_view bytes) {

@@ -29,6 +29,30 @@ TEST(Repl, EchoesOnlyALastExpression) {
   EXPECT_EQ(RunCode("y = 'x'\nprint(y)\ny").stdout_text, "x\n'x'\n");
 }
 
+// The cell compiler (guest/shim.c compile_cell) against what compile() does.
+TEST(Repl, CellCompilerMatchesCompile) {
+  EXPECT_EQ(RunCode("42").stdout_text, "42\n");                 // a constant is still echoed
+  EXPECT_EQ(RunCode("x = 1  # done\n\n# trailing\n").stdout_text, "");
+  EXPECT_EQ(RunCode("def f():\n    return 5\nf()").stdout_text, "5\n");
+  EXPECT_EQ(RunCode("None").stdout_text, "");
+  auto nul = RunCode(std::string("x = 1\0", 6));
+  ASSERT_TRUE(nul.error.has_value());
+  EXPECT_EQ(*nul.error, "SyntaxError: source code string cannot contain null bytes");
+  auto bad = RunCode("x = 1\nreturn 2\nx");  // a compile error before the echoed line
+  ASSERT_TRUE(bad.error.has_value());
+  EXPECT_EQ(*bad.error, "SyntaxError: 'return' outside function");
+  EXPECT_NE(bad.stderr_text.find("line 2"), std::string::npos) << bad.stderr_text;
+  auto syn = RunCode("a = (1,\nb = 2");
+  ASSERT_TRUE(syn.error.has_value());
+  EXPECT_EQ(syn.error->rfind("SyntaxError: ", 0), 0u) << *syn.error;
+  EXPECT_EQ(RunCode("from __future__ import annotations\ndef g(a: Undefined): pass\n"
+                    "g.__annotations__")
+                .stdout_text,
+            "{'a': 'Undefined'}\n");
+  EXPECT_EQ(RunCode("import sys\nprint(sys.stdout.writable(), sys.stdout.encoding)").stdout_text,
+            "True utf-8\n");
+}
+
 TEST(Repl, StatementsRunExactlyOnce) {
   auto r = RunCode("n = []\nn.append(1)\nn.append(2)\nlen(n)");
   EXPECT_EQ(r.stdout_text, "2\n");

@@ -17,15 +17,25 @@ Give `remote="http://host:port"` to run the same calls on an execution plane
 """
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import os
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
-from .client import (ExecClient, ExecutionResult, HostCallError, RlmboxError, VarValue,
-                     _answer_call)
+from ._common import ExecutionResult, HostCallError, RlmboxError, VarValue, _answer_call
+
+
+def ExecClient(*args, **kwargs):  # noqa: N802 - the HTTP client, imported when first used
+    from .client import ExecClient as client
+
+    return client(*args, **kwargs)
+
+
+async def _to_thread(fn, *args):
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
 
 __all__ = ["Sandbox", "Session", "AsyncSandbox", "AsyncSession", "LocalExecClient", "configure",
            "engine_info"]
@@ -438,7 +448,7 @@ class AsyncSandbox:
         return self._s.limits
 
     async def execute(self, code: str, context: Any = None) -> ExecutionResult:
-        return await asyncio.to_thread(self._s.execute, code, context)
+        return await _to_thread(self._s.execute, code, context)
 
 
 class AsyncSession:
@@ -456,16 +466,16 @@ class AsyncSession:
 
     async def execute(self, code: str, timeout: Optional[float] = None,
                       limits: Optional[Dict[str, Any]] = None) -> ExecutionResult:
-        return await asyncio.to_thread(self._s.execute, code, timeout, limits)
+        return await _to_thread(self._s.execute, code, timeout, limits)
 
     async def set_context(self, context: Any) -> None:
-        await asyncio.to_thread(self._s.set_context, context)
+        await _to_thread(self._s.set_context, context)
 
     async def get_var(self, name: str) -> VarValue:
-        return await asyncio.to_thread(self._s.get_var, name)
+        return await _to_thread(self._s.get_var, name)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._s.close)
+        await _to_thread(self._s.close)
 
 
 class LocalExecClient:

@@ -6,64 +6,11 @@ import json
 import socket
 import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-
-class RlmboxError(Exception):
-    """The service refused or failed a request (never a Python error in the guest:
-    that is an ExecutionResult with success=False)."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class HostCallError(Exception):
-    """Raise from an llm_query callable to make the guest's call fail with this message."""
-
-
-@dataclass
-class ExecutionResult:
-    success: bool
-    stdout: str
-    stderr: str
-    locals: Dict[str, Any]
-    execution_time: float
-    error: Optional[str]
-    outcome: str
-    execution_id: str = ""
-    fuel_used: int = 0
-    memory_peak_bytes: int = 0
-    host_calls: int = 0
-    final_answer: Optional[str] = None
-    sandbox_reset: bool = False
-    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_json(cls, j: Dict[str, Any]) -> "ExecutionResult":
-        return cls(success=j.get("success", False), stdout=j.get("stdout", ""),
-                   stderr=j.get("stderr", ""), locals=j.get("locals", {}),
-                   execution_time=j.get("execution_time", 0.0), error=j.get("error"),
-                   outcome=j.get("outcome", ""), execution_id=j.get("execution_id", ""),
-                   fuel_used=j.get("fuel_used", 0), memory_peak_bytes=j.get("memory_peak_bytes", 0),
-                   host_calls=j.get("host_calls", 0), final_answer=j.get("final_answer"),
-                   sandbox_reset=j.get("sandbox_reset", False), raw=j)
-
-    def __str__(self) -> str:
-        """What the cell printed (the seeds print results directly)."""
-        return self.stdout.rstrip("\n") if self.success or self.stdout else (self.error or "")
-
-
-@dataclass
-class VarValue:
-    name: str
-    value: Any
-    text: str
-    type: str
+from ._common import (ExecutionResult, HostCallError, LlmFn, RlmboxError, VarValue,  # noqa: F401
+                      _answer_call)
 
 
 @dataclass
@@ -77,9 +24,6 @@ class RLMResult:
     execution_time: float
     error: Optional[str] = None
     trajectory_id: Optional[str] = None
-
-
-LlmFn = Callable[..., str]
 
 
 def _fields(**kw: Any) -> Dict[str, Any]:
@@ -156,40 +100,6 @@ def _decode(status: int, payload: bytes) -> Any:
             raise RlmboxError(status, str(j.get("code", "error")), str(err))
         raise RlmboxError(status, "error", str(j))
     return j
-
-
-def _answer_call(fn_single: Optional[LlmFn], fn_batched: Optional[Callable[..., List[str]]],
-                 fn_rlm: Optional[LlmFn], kind: str, args: Dict[str, Any], pool_size: int) -> Dict[str, Any]:
-    """Runs the user's callable for one host_call event; returns the answer body."""
-    model = args.get("model")
-    kwargs: Dict[str, Any] = {} if model is None else {"model": model}
-    if "context" in args:  # an agent node's call carries the node's context
-        kwargs["context"] = args["context"]
-
-    def one(fn, prompt):
-        try:
-            return fn(prompt, **kwargs)
-        except HostCallError as e:
-            return {"error": str(e)}
-        except Exception as e:  # the guest sees the failure; the client keeps going
-            return {"error": f"{type(e).__name__}: {e}"}
-
-    single = fn_rlm if kind.startswith("rlm_query") and fn_rlm else fn_single
-    if single is None:
-        return {"error": f"this client has no handler for {kind}"}
-    if kind in ("llm_query", "rlm_query"):
-        r = one(single, args["prompt"])
-        return r if isinstance(r, dict) else {"result": str(r)}
-    prompts = args.get("prompts", [])
-    if kind == "llm_query_batched" and fn_batched is not None:
-        try:
-            out = fn_batched(prompts, model=model) if model is not None else fn_batched(prompts)
-            return {"result": [o if isinstance(o, dict) else str(o) for o in out]}
-        except Exception as e:
-            return {"error": f"{type(e).__name__}: {e}"}
-    with ThreadPoolExecutor(max_workers=max(1, min(pool_size, len(prompts) or 1))) as ex:
-        results = list(ex.map(lambda p: one(single, p), prompts))
-    return {"result": [r if isinstance(r, dict) else str(r) for r in results]}
 
 
 def _stream(h: "_Http", path: str, body: Dict[str, Any],

@@ -277,6 +277,14 @@ def test_interpreter_exit_with_live_sessions_is_clean():
     assert p.returncode == 0 and p.stdout == "1\n" and p.stderr == "", p.stderr
 
 
+def test_import_and_in_process_use_load_no_http_or_asyncio_modules():
+    p = run_python("import sys, rlmbox\n"
+                   "print(rlmbox.Sandbox().execute('1').stdout, end='')\n"
+                   "print(sorted(m for m in ('http.client', 'asyncio', 'dataclasses') "
+                   "if m in sys.modules))")
+    assert p.stdout == "1\n[]\n", p.stderr
+
+
 def test_first_use_compiles_once_and_says_so(tmp_path):
     env = {"RLMBOX_MODULE_CACHE": str(tmp_path / "modules")}
     code = ("import rlmbox\nprint(rlmbox.Sandbox().execute('6 * 7').stdout, end='')\n"
