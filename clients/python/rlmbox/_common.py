@@ -4,9 +4,9 @@ http.client, dataclasses or asyncio) so `import rlmbox` and the first in-process
 sandbox stay quick."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
-
-LlmFn = Callable[..., str]
+# No runtime import of typing: the annotations below are strings
+# (`from __future__ import annotations`), and typing alone would double the
+# cost of `import rlmbox`.
 
 
 class RlmboxError(Exception):
@@ -28,7 +28,7 @@ class _Record:
     """A plain value type: fields by keyword, equality and repr over them."""
 
     __slots__ = ()
-    _repr_fields: tuple = ()
+    _repr_fields = ()
 
     def __eq__(self, other):
         if type(other) is not type(self):

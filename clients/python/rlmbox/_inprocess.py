@@ -21,7 +21,6 @@ import atexit
 import json
 import os
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 from ._common import ExecutionResult, HostCallError, RlmboxError, VarValue, _answer_call
 

@@ -9,8 +9,10 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from ._common import (ExecutionResult, HostCallError, LlmFn, RlmboxError, VarValue,  # noqa: F401
+from ._common import (ExecutionResult, HostCallError, RlmboxError, VarValue,  # noqa: F401
                       _answer_call)
+
+LlmFn = Callable[..., str]
 
 
 @dataclass
