@@ -4,8 +4,10 @@
 
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <system_error>
+#include <vector>
 
 #include "engine/internals.h"
 #include "engine/sandbox.h"
@@ -45,6 +47,28 @@ Result<std::string> ReadFile(const fs::path& path) {
   in.seekg(0);
   if (!in.read(bytes.data(), size)) return NotFound("cannot read " + path.string());
   return bytes;
+}
+
+// The SHA-256 of a file, read in 1 MiB pieces: no buffer the size of the file
+// (the compiled guest is ~35 MB; reading it whole cost more in page faults
+// than the hashing itself).
+Result<std::string> Sha256File(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path.string());
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return Internal("SHA-256 unavailable");
+  }
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) return NotFound("cannot read " + path.string());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  return Hex(digest, len);
 }
 
 Status WriteFileAtomically(const fs::path& path, std::string_view bytes) {
@@ -101,7 +125,7 @@ wasmtime::Config MakeConfig(const EngineOptions& options) {
 // Only files this code wrote are loaded: the cache key covers the wasmtime
 // version, the engine settings and the guest's hash, and a manifest holding
 // the compiled file's SHA-256 is checked before deserializing.
-Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string& wasm,
+Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const fs::path& wasm_path,
                                     const std::string& guest_sha, const fs::path& cache_dir,
                                     bool* from_cache,
                                     const std::function<void(const fs::path&)>& on_compile) {
@@ -114,9 +138,9 @@ Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string&
   const fs::path cwasm = cache_dir / ("guest-" + key + ".cwasm");
   const fs::path manifest = cache_dir / ("guest-" + key + ".sha256");
 
-  auto cached = ReadFile(cwasm);
   auto expected = ReadFile(manifest);
-  if (cached.ok() && expected.ok() && Sha256(*cached) == *expected) {
+  auto actual = expected.ok() ? Sha256File(cwasm) : Result<std::string>(expected.status());
+  if (expected.ok() && actual.ok() && *actual == *expected) {
     auto module = wasmtime::Module::deserialize_file(engine, cwasm.string());
     if (module) {
       *from_cache = true;
@@ -125,6 +149,8 @@ Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const std::string&
   }
   *from_cache = false;
   if (on_compile) on_compile(cache_dir);
+  ASSIGN_OR_RETURN(std::string wasm, ReadFile(wasm_path));
+  if (Sha256(wasm) != guest_sha) return Internal("the guest changed while loading");
   auto module = wasmtime::Module::compile(
       engine, wasmtime::Span<uint8_t>(reinterpret_cast<uint8_t*>(const_cast<char*>(wasm.data())),
                                       wasm.size()));
@@ -159,14 +185,13 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
     return NotFound("guest stdlib missing: " + (lib_dir / "python313.zip").string() +
                     " (build it with `make guest`)");
   }
-  ASSIGN_OR_RETURN(std::string wasm, ReadFile(wasm_path));
   self->info_.wasmtime_version = WASMTIME_VERSION;
-  self->info_.guest_sha256 = Sha256(wasm);
+  ASSIGN_OR_RETURN(self->info_.guest_sha256, Sha256File(wasm_path));
 
   wasmtime::Engine engine(MakeConfig(options));
   bool from_cache = false;
   ASSIGN_OR_RETURN(wasmtime::Module module,
-                   LoadModule(engine, wasm, self->info_.guest_sha256, options.module_cache_dir,
+                   LoadModule(engine, wasm_path, self->info_.guest_sha256, options.module_cache_dir,
                               &from_cache, options.on_compile));
   self->info_.module_from_cache = from_cache;
 
