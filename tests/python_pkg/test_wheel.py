@@ -17,8 +17,10 @@ BUILD = os.path.dirname(os.path.abspath(os.environ.get("RLMBOX_BIN", os.path.joi
                                                                                    "rlmbox"))))
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 sys.path.insert(0, os.path.join(HERE, "..", "rlm"))
+sys.path.insert(0, os.path.join(HERE, "..", "rlms"))
 from model_fixture import model  # noqa: E402,F401  (fixture)
 from test_complete import requests_of  # noqa: E402
+from test_rlms_env import RLMS_SCRIPT  # noqa: E402
 
 
 def rlms_pin():
@@ -86,13 +88,7 @@ def test_sdk_tests_against_the_in_process_engine(venv):
 
 def test_rlms_runs_its_code_in_the_in_process_engine(venv, model):
     python, _ = venv
-    url, log = model({"rules": [
-        {"match": "Turn 2/", "reply":
-            "```repl\nanswer['content'] = 'length ' + result\nanswer['ready'] = True\n```"},
-        {"match": "count the characters", "reply": "19"},
-        {"reply": "```repl\nresult = llm_query('count the characters: ' + context)\n"
-                  "print(result, len(context))\n```"},
-    ]})
+    url, log = model(RLMS_SCRIPT)
     p = subprocess.run([python, os.path.join(ROOT, "tests", "rlms", "run_rlms.py"), "inprocess",
                         url, "what a long context"], capture_output=True, text=True, timeout=300,
                        cwd="/")

@@ -17,6 +17,19 @@ from test_complete import model, requests_of  # noqa: E402,F401  (fixture)
 ROOT = os.path.join(HERE, "..", "..")
 
 
+# The model's side of a two-turn rlms run (tests/python_pkg runs it in-process too).
+RLMS_SCRIPT = {"rules": [
+    # Turn 2 (rlms ends each turn's messages with "Turn N/M:"): answer via the dict.
+    {"match": "Turn 2/", "reply":
+        "```repl\nanswer['content'] = 'length ' + result\nanswer['ready'] = True\n```"},
+    # The sub-call made from inside the sandbox.
+    {"match": "count the characters", "reply": "19"},
+    # Turn 1 (anything else): look at the context and ask a sub-LLM.
+    {"reply": "```repl\nresult = llm_query('count the characters: ' + context)\n"
+              "print(result, len(context))\n```"},
+]}
+
+
 @pytest.fixture(scope="module")
 def rlms_python():
     p = subprocess.run([os.path.join(ROOT, "scripts", "setup-python-env.sh")],
@@ -28,16 +41,7 @@ def rlms_python():
 def test_rlms_completes_a_multi_iteration_task_in_rlmbox(rlms_python, model):
     svc = Service()
     try:
-        url, log = model({"rules": [
-            # Turn 2 (rlms ends each turn's messages with "Turn N/M:"): answer via the dict.
-            {"match": "Turn 2/", "reply":
-                "```repl\nanswer['content'] = 'length ' + result\nanswer['ready'] = True\n```"},
-            # The sub-call made from inside the sandbox.
-            {"match": "count the characters", "reply": "19"},
-            # Turn 1 (anything else): look at the context and ask a sub-LLM.
-            {"reply": "```repl\nresult = llm_query('count the characters: ' + context)\n"
-                      "print(result, len(context))\n```"},
-        ]})
+        url, log = model(RLMS_SCRIPT)
         p = subprocess.run([rlms_python, os.path.join(HERE, "run_rlms.py"),
                             f"http://127.0.0.1:{svc.port}", url, "what a long context"],
                            capture_output=True, text=True, timeout=300)

@@ -249,6 +249,14 @@ def _imports_arg(allowed_imports: Optional[Iterable[str]]) -> Optional[List[str]
     return [str(m) for m in allowed_imports]
 
 
+def _settings(profile, timeout, memory_mb, fuel, max_output_bytes, allowed_imports, llm_query,
+              llm_query_batched, rlm_query, tools, batch_parallelism):
+    """(callbacks, allowed imports, limits request) from a constructor's arguments."""
+    return (_Callbacks(llm_query, llm_query_batched, rlm_query, tools, batch_parallelism),
+            _imports_arg(allowed_imports),
+            _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes))
+
+
 def _result(text: str) -> ExecutionResult:
     return ExecutionResult.from_json(json.loads(text))
 
@@ -276,10 +284,9 @@ class Sandbox:
                  tools: Optional[Mapping[str, Callable[..., Any]]] = None,
                  batch_parallelism: int = 8, remote: Optional[str] = None,
                  token: Optional[str] = None):
-        self._callbacks = _Callbacks(llm_query, llm_query_batched, rlm_query, tools,
-                                     batch_parallelism)
-        self._imports = _imports_arg(allowed_imports)
-        self._request = _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes)
+        self._callbacks, self._imports, self._request = _settings(
+            profile, timeout, memory_mb, fuel, max_output_bytes, allowed_imports, llm_query,
+            llm_query_batched, rlm_query, tools, batch_parallelism)
         self._remote = ExecClient(remote, token, batch_parallelism=batch_parallelism) if remote else None
         if self._remote is not None:
             if self._callbacks.tools or self._imports is not None:
@@ -332,12 +339,10 @@ class Session:
                  tools: Optional[Mapping[str, Callable[..., Any]]] = None,
                  batch_parallelism: int = 8, remote: Optional[str] = None,
                  token: Optional[str] = None):
-        self._callbacks = _Callbacks(llm_query, llm_query_batched, rlm_query, tools,
-                                     batch_parallelism)
-        self._imports = _imports_arg(allowed_imports)
         # Sessions default to the "rlm" profile, as POST /session does.
-        self._request = _limits_request(profile or "rlm", timeout, memory_mb, fuel,
-                                        max_output_bytes)
+        self._callbacks, self._imports, self._request = _settings(
+            profile or "rlm", timeout, memory_mb, fuel, max_output_bytes, allowed_imports,
+            llm_query, llm_query_batched, rlm_query, tools, batch_parallelism)
         self._remote = None
         self._native = None
         if remote:
