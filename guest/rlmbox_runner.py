@@ -227,6 +227,10 @@ def _make_tool(name):
     return tool
 
 
+# The host validates tool names (engine ValidateToolNames); these stay the runner's.
+_NOT_TOOLS = {"__builtins__", "__name__", "_"}
+
+
 def _bind_tools(names):
     """Binds this cell's host tools (and unbinds those no longer declared)."""
     tools = _state["tools"]
@@ -235,7 +239,7 @@ def _bind_tools(names):
             del _ns[name]
         del tools[name]
     for name in names:
-        if isinstance(name, str) and name.isidentifier() and not name.startswith("_"):
+        if isinstance(name, str) and name.isidentifier() and name not in _NOT_TOOLS:
             if name not in tools:
                 tools[name] = _make_tool(name)
             _ns[name] = tools[name]

@@ -161,10 +161,10 @@ TEST_F(Door, ToolCallsReachTheHandlerOnlyForDeclaredNames) {
   EXPECT_EQ(tools.calls().size(), 1u);
 }
 
-TEST(ToolNames, OnlyPublicIdentifiersThatAreNotReserved) {
-  EXPECT_EQ(ValidateToolNames({"search", "get_page2", "A"}), "");
+TEST(ToolNames, OnlyIdentifiersThatAreNotReserved) {
+  EXPECT_EQ(ValidateToolNames({"search", "get_page2", "A", "__dspy_construct__"}), "");
   const std::vector<std::string> bad_names = {
-      "", "_x", "1a", "a-b", "llm_query", "FINAL_VAR", "context", std::string(65, 'a'),
+      "", "__builtins__", "__name__", "_", "1a", "a-b", "llm_query", "FINAL_VAR", "context", std::string(65, 'a'),
       "caf\xc3\xa9"};
   for (const std::string& bad : bad_names) {
     EXPECT_NE(ValidateToolNames({bad}), "") << bad;

@@ -64,17 +64,19 @@ std::string ValidateHostCall(const nlohmann::json& call, HostCallKind* kind, siz
 
 std::string ValidateToolNames(const std::vector<std::string>& names) {
   if (names.size() > kMaxTools) return "at most " + std::to_string(kMaxTools) + " tools";
+  // The runner's own names, and the module attributes the interpreter relies on.
   static constexpr std::string_view kReserved[] = {
       "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "FINAL_VAR",
-      "SHOW_VARS", "LLMQueryError", "ToolError", "context", "answer", "output"};
+      "SHOW_VARS", "LLMQueryError", "ToolError", "context", "answer", "output", "_",
+      "__builtins__", "__name__", "__doc__", "__spec__", "__loader__", "__package__",
+      "__file__", "__cached__", "__annotations__", "__path__", "__dict__", "__import__"};
   for (const std::string& n : names) {
-    bool ok = !n.empty() && n.size() <= kMaxToolNameBytes && !(n[0] >= '0' && n[0] <= '9') &&
-              n[0] != '_';
+    bool ok = !n.empty() && n.size() <= kMaxToolNameBytes && !(n[0] >= '0' && n[0] <= '9');
     for (char ch : n) {
       ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                   (ch >= '0' && ch <= '9') || ch == '_');
     }
-    if (!ok) return "tool name '" + n.substr(0, kMaxToolNameBytes) + "' is not a public identifier";
+    if (!ok) return "tool name '" + n.substr(0, kMaxToolNameBytes) + "' is not an identifier";
     for (std::string_view r : kReserved) {
       if (n == r) return "tool name '" + n + "' is reserved";
     }

@@ -20,8 +20,8 @@ inline constexpr size_t kMaxTools = 64;
 inline constexpr size_t kMaxToolNameBytes = 64;
 
 // Checks the tool names an embedder declares for a cell (CellOptions::tools):
-// at most kMaxTools ASCII identifiers not starting with "_", none of the
-// runner's reserved names. Returns an error message, or "" when valid.
+// at most kMaxTools ASCII identifiers, none of the runner's reserved names or
+// the module attributes the interpreter relies on (`__builtins__`, ...). Returns an error message, or "" when valid.
 std::string ValidateToolNames(const std::vector<std::string>& names);
 
 }  // namespace rlmbox::engine

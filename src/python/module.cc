@@ -157,14 +157,23 @@ std::string ResultText(const engine::ExecutionResult& r) {
   return r.ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// `vars_json`: None, or a JSON object whose keys become variables before the
+// cell runs (engine::CellOptions::vars).
 engine::CellOptions MakeCell(std::vector<std::string> tools,
-                             std::optional<std::vector<std::string>> allowed_imports) {
+                             std::optional<std::vector<std::string>> allowed_imports,
+                             const py::object& vars_json) {
   if (std::string err = engine::ValidateToolNames(tools); !err.empty()) {
     throw py::value_error(err);
   }
   engine::CellOptions cell;
   cell.tools = std::move(tools);
   cell.allowed_imports = std::move(allowed_imports);
+  if (!vars_json.is_none()) {
+    auto vars = ParseBoundedJson(vars_json.cast<std::string>(), kRequestJsonLimits, "variables");
+    if (!vars.ok()) throw py::value_error(vars.status().message());
+    if (!vars->is_object()) throw py::value_error("variables must be a dict");
+    cell.vars = std::move(*vars);
+  }
   return cell;
 }
 
@@ -192,13 +201,14 @@ NativeLimits ResolveLimits(const std::string& request_json) {
 
 py::str Execute(const std::string& code, const py::object& context, bool context_json,
                 const NativeLimits& limits, py::object dispatch, std::vector<std::string> tools,
-                std::optional<std::vector<std::string>> allowed_imports) {
+                std::optional<std::vector<std::string>> allowed_imports,
+                const py::object& vars_json) {
   std::shared_ptr<Runtime> rt = RuntimeOrRaise();
   executor::ExecuteRequest req;
   req.code = code;
   req.context = MakeContext(context, context_json);
   req.limits = limits.limits;
-  req.cell = MakeCell(std::move(tools), std::move(allowed_imports));
+  req.cell = MakeCell(std::move(tools), std::move(allowed_imports), vars_json);
   PyHandler handler(std::move(dispatch));
   req.handler = handler.attached() ? &handler : nullptr;
   Result<engine::ExecutionResult> r = [&] {
@@ -236,8 +246,9 @@ class NativeSession {
 
   py::str Execute(const std::string& code, const NativeLimits& limits, py::object dispatch,
                   std::vector<std::string> tools,
-                  std::optional<std::vector<std::string>> allowed_imports) {
-    engine::CellOptions cell = MakeCell(std::move(tools), std::move(allowed_imports));
+                  std::optional<std::vector<std::string>> allowed_imports,
+                  const py::object& vars_json) {
+    engine::CellOptions cell = MakeCell(std::move(tools), std::move(allowed_imports), vars_json);
     PyHandler handler(std::move(dispatch));
     Result<engine::ExecutionResult> r = [&]() -> Result<engine::ExecutionResult> {
       py::gil_scoped_release nogil;
@@ -371,11 +382,13 @@ PYBIND11_MODULE(_native, m) {
                              [](const NativeLimits& l) { return l.limits.max_output_bytes; });
   m.def("resolve_limits", &ResolveLimits, py::arg("request_json"));
   m.def("execute", &Execute, py::arg("code"), py::arg("context"), py::arg("context_json"),
-        py::arg("limits"), py::arg("dispatch"), py::arg("tools"), py::arg("allowed_imports"));
+        py::arg("limits"), py::arg("dispatch"), py::arg("tools"), py::arg("allowed_imports"),
+        py::arg("vars_json") = py::none());
   py::class_<NativeSession>(m, "Session")
       .def(py::init<>())
       .def("execute", &NativeSession::Execute, py::arg("code"), py::arg("limits"),
-           py::arg("dispatch"), py::arg("tools"), py::arg("allowed_imports"))
+           py::arg("dispatch"), py::arg("tools"), py::arg("allowed_imports"),
+           py::arg("vars_json") = py::none())
       .def("set_context", &NativeSession::SetContext, py::arg("text"), py::arg("is_json"),
            py::arg("limits"))
       .def("get_var", &NativeSession::GetVar, py::arg("name"), py::arg("limits"))

@@ -18,9 +18,12 @@ Give `remote="http://host:port"` to run the same calls on an execution plane
 from __future__ import annotations
 
 import atexit
+import contextvars
 import json
 import os
 import threading
+
+from collections.abc import Mapping
 
 from ._common import ExecutionResult, HostCallError, RlmboxError, VarValue, _answer_call
 
@@ -175,10 +178,13 @@ def _with_deadline(work: Callable[[], Dict[str, Any]], seconds: float, what: str
     """Runs `work` in its own thread and waits at most `seconds` for it: a callback
     that hangs costs a thread, never the execution's deadline."""
     box: List[Dict[str, Any]] = []
+    # The callback sees the caller's context variables (dspy.context, tracing, ...)
+    # although it runs in a thread of its own.
+    ctx = contextvars.copy_context()
 
     def run():
         try:
-            box.append(work())
+            box.append(ctx.run(work))
         except BaseException as e:  # noqa: BLE001 - reported to the guest
             box.append({"error": f"{type(e).__name__}: {e}"})
 
@@ -196,11 +202,19 @@ class _Callbacks:
     def __init__(self, llm_query, llm_query_batched, rlm_query, tools, batch_parallelism):
         if batch_parallelism < 1:
             raise ValueError("batch_parallelism must be at least 1")
-        self.llm = llm_query
-        self.llm_batched = llm_query_batched
-        self.rlm = rlm_query
-        self.tools = _check_tools(tools)
+        self.explicit = (llm_query, llm_query_batched, rlm_query)
         self.parallelism = batch_parallelism
+        self.set_tools(tools)
+
+    def set_tools(self, tools) -> None:
+        """Tools by name; a tool named llm_query, llm_query_batched or rlm_query answers
+        those calls unless a callback was given for them (DSPy hands its own over so)."""
+        tools = _check_tools(tools)
+        llm, batched, rlm = self.explicit
+        self.llm = llm if llm is not None else tools.pop("llm_query", None)
+        self.llm_batched = batched if batched is not None else tools.pop("llm_query_batched", None)
+        self.rlm = rlm if rlm is not None else tools.pop("rlm_query", None)
+        self.tools = tools
 
     @property
     def any_model(self) -> bool:
@@ -257,6 +271,18 @@ def _settings(profile, timeout, memory_mb, fuel, max_output_bytes, allowed_impor
             _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes))
 
 
+def _vars_arg(variables) -> Optional[str]:
+    """Variables bound before a cell, as JSON text for the native layer."""
+    if variables is None:
+        return None
+    if not isinstance(variables, Mapping) or not all(isinstance(k, str) for k in variables):
+        raise TypeError("variables must be a dict with str keys")
+    try:
+        return json.dumps(dict(variables), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"variables must be JSON data: {e}") from None
+
+
 def _result(text: str) -> ExecutionResult:
     return ExecutionResult.from_json(json.loads(text))
 
@@ -305,14 +331,18 @@ class Sandbox:
         return {"timeout": lim.timeout, "memory_mb": lim.memory_mb, "fuel": lim.fuel,
                 "max_output_bytes": lim.max_output_bytes}
 
-    def execute(self, code: str, context: Any = None) -> ExecutionResult:
-        """Runs `code` (with `context` bound, if given) in a fresh sandbox."""
+    def execute(self, code: str, context: Any = None,
+                variables: Optional[Mapping[str, Any]] = None) -> ExecutionResult:
+        """Runs `code` in a fresh sandbox, with `context` bound and `variables` (JSON
+        data by name) defined first, if given."""
         if self._remote is not None:
+            if variables is not None:
+                raise ValueError("variables= needs the in-process engine")
             return self._execute_remote(code, context)
         text, is_json = _context_arg(context)
         cb = self._callbacks
         return _result(_runtime().execute(code, text, is_json, self._limits, cb.handler,
-                                          list(cb.tools), self._imports))
+                                          list(cb.tools), self._imports, _vars_arg(variables)))
 
     def _execute_remote(self, code: str, context: Any) -> ExecutionResult:
         req = self._request
@@ -390,15 +420,26 @@ class Session:
         return _resolve(body)
 
     def execute(self, code: str, timeout: Optional[float] = None,
-                limits: Optional[Dict[str, Any]] = None) -> ExecutionResult:
-        """Runs one cell; `timeout`/`limits` override the session's for this cell."""
+                limits: Optional[Dict[str, Any]] = None,
+                variables: Optional[Mapping[str, Any]] = None) -> ExecutionResult:
+        """Runs one cell; `timeout`/`limits` override the session's for this cell;
+        `variables` (JSON data by name) are defined before it runs."""
         if self._remote is not None:
+            if variables is not None:
+                raise ValueError("variables= needs the in-process engine")
             return self._remote.execute(code, timeout=timeout,
                                         limits={**self._request.get("limits", {}), **(limits or {})}
                                         or None)
         cb = self._callbacks
         return _result(self._handle().execute(code, self._limits_for(timeout, limits), cb.handler,
-                                              list(cb.tools), self._imports))
+                                              list(cb.tools), self._imports, _vars_arg(variables)))
+
+
+    def set_tools(self, tools: Optional[Mapping[str, Callable[..., Any]]]) -> None:
+        """Replaces the host tools from the next cell on (names checked then)."""
+        if self._remote is not None and tools:
+            raise ValueError("tools need the in-process engine")
+        self._callbacks.set_tools(tools)
 
     def set_context(self, context: Any) -> None:
         """Binds `context` (a str, or JSON data) for the rest of the session."""

@@ -131,6 +131,14 @@ def test_batched_prompts_are_answered_concurrently():
     assert r.stdout == "['ok1', 'ok2', 'ok3', 'ok4']\n", r.stderr
 
 
+def test_callbacks_see_the_callers_context_variables():
+    import contextvars
+    user = contextvars.ContextVar("user", default="nobody")
+    user.set("alice")
+    sb = Sandbox(llm_query=lambda p, model=None: user.get(), tools={"who": lambda: user.get()})
+    assert sb.execute("llm_query('x'), who()").stdout == "('alice', 'alice')\n"
+
+
 def test_a_hanging_callback_is_cut_by_the_deadline():
     release = threading.Event()
 
@@ -192,7 +200,7 @@ def test_tools_with_bad_arguments_or_results_raise_in_the_guest():
 
 
 def test_tool_names_are_checked():
-    for bad in ["llm_query", "_private", "1x", "a-b", "x" * 65, "context"]:
+    for bad in ["rlm_query_batched", "__builtins__", "1x", "a-b", "x" * 65, "context"]:
         with pytest.raises(ValueError):
             Sandbox(tools={bad: search}).execute("1")
     with pytest.raises(TypeError):
