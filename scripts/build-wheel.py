@@ -81,7 +81,8 @@ def build_one(ext: str, build_dir: str, guest_dir: str, out_dir: str, tmp: str) 
         "Wheel-Version: 1.0\nGenerator: rlmbox scripts/build-wheel.py\n"
         f"Root-Is-Purelib: false\nTag: {tag_py}-{tag_py}-linux_x86_64\n").encode(), False))
     files.append((f"{dist_info}/entry_points.txt",
-                  b"[console_scripts]\nrlmbox = rlmbox._cli:main\n", False))
+                  b"[console_scripts]\nrlmbox = rlmbox._cli:main\nrlmbox-mcp = rlmbox.mcp:main\n",
+                  False))
     files.append((f"{dist_info}/top_level.txt", b"rlmbox\n", False))
 
     records = []

@@ -66,7 +66,8 @@ def test_the_wheel_holds_the_engine_the_binary_and_the_guest(venv):
     assert any(n.startswith("rlmbox.libs/") for n in names)  # vendored by auditwheel
     assert not any(n.endswith(".cwasm") for n in names)  # compiled on the user's machine
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "rlmbox = rlmbox._cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    entries = zipfile.ZipFile(wheel).read(entry).decode()
+    assert "rlmbox = rlmbox._cli:main" in entries and "rlmbox-mcp = rlmbox.mcp:main" in entries
 
 
 def test_package_api_tests_in_the_venv(venv):
