@@ -1,6 +1,6 @@
 """The behaviours the official rlms library's LocalREPL tests expect (ported as
 behaviours, not code), checked against an rlmbox session. Deliberate differences are
-asserted as such and listed in docs/python.md."""
+asserted as such and listed in docs/integrations.md."""
 import pytest
 
 # `client` (conftest.py): a session-capable client on a real serve-exec, or the
