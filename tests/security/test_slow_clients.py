@@ -64,25 +64,17 @@ class Tricklers:
             s.close()
 
 
-def test_trickling_heads_do_not_hold_the_http_threads(make_service):
-    # 80 connections (more than the 64 HTTP threads) each trickling a head.
-    s = make_service(env={"MAX_CONNECTIONS_PER_CLIENT": "0", "HEADER_TIMEOUT": "60"})
-    t = Tricklers(s.port, 80)
-    try:
-        time.sleep(1.5)
-        assert health_within(s.port, 3) == 200
-        status, r = s.execute("print(6 * 7)")
-        assert status == 200 and r["stdout"] == "42\n"
-    finally:
-        t.close()
+BODY_HEAD = (b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 100000\r\n\r\n{")
 
 
-def test_trickling_bodies_do_not_hold_the_http_threads(make_service):
-    # A complete head, then a body one byte every 0.5 s, on 80 connections.
+# 80 connections (more than the 64 HTTP threads) each trickling a head, or a
+# complete head and then a body, one byte every 0.5 s.
+@pytest.mark.parametrize("trickled", [{}, {"data": b" " * 100000, "prefix": BODY_HEAD}],
+                         ids=["heads", "bodies"])
+def test_trickling_clients_do_not_hold_the_http_threads(make_service, trickled):
     s = make_service(env={"MAX_CONNECTIONS_PER_CLIENT": "0", "HEADER_TIMEOUT": "60"})
-    head = (b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100000\r\n\r\n{")
-    t = Tricklers(s.port, 80, data=b" " * 100000, prefix=head)
+    t = Tricklers(s.port, 80, **trickled)
     try:
         time.sleep(1.5)
         assert health_within(s.port, 3) == 200
