@@ -511,7 +511,10 @@ def _execute(request):
     if tools or _state["tools"]:
         _bind_tools(tools if isinstance(tools, list) else ())
     for name, value in variables.items():
-        if name.isidentifier() and not name.startswith("_") and name not in _RESERVED:
+        # Any identifier but the runner's names and module dunders (which the
+        # interpreter reads): `_x` and `__x` are the caller's (DSPy passes some).
+        if (name.isidentifier() and name not in _RESERVED and name != "_"
+                and not (name.startswith("__") and name.endswith("__"))):
             _ns[name] = value
     if mode == "node":
         _ns.pop("output", None)

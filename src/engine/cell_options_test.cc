@@ -81,8 +81,12 @@ TEST(Cells, VariablesCannotReplaceReservedNames) {
   auto r = RunCell("llm_query.__name__ if False else type(llm_query).__name__",
                Mode(CellOptions::Mode::kNode, {{"llm_query", "spoofed"}, {"_hidden", 1}}));
   EXPECT_EQ(*r.value, json("function"));
-  r = RunCell("'_hidden' in globals()", Mode(CellOptions::Mode::kEval, {{"_hidden", 1}}));
-  EXPECT_EQ(*r.value, json(false));
+  // Module dunders are the interpreter's; other names with underscores are the
+  // caller's (DSPy passes `__dspy_host_token`).
+  r = RunCell("__name__", Mode(CellOptions::Mode::kEval, {{"__name__", "spoofed"}}));
+  EXPECT_EQ(*r.value, json("__main__"));
+  r = RunCell("_hidden + __mangled", Mode(CellOptions::Mode::kEval, {{"_hidden", 1}, {"__mangled", 2}}));
+  EXPECT_EQ(*r.value, json(3));
 }
 
 TEST(Cells, ImportPolicyIsFixedForTheSandbox) {

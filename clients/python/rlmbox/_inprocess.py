@@ -271,16 +271,20 @@ def _settings(profile, timeout, memory_mb, fuel, max_output_bytes, allowed_impor
             _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes))
 
 
-def _vars_arg(variables) -> Optional[str]:
+def _vars_arg(variables) -> Optional[bytes]:
     """Variables bound before a cell, as JSON text for the native layer."""
     if variables is None:
         return None
     if not isinstance(variables, Mapping) or not all(isinstance(k, str) for k in variables):
         raise TypeError("variables must be a dict with str keys")
     try:
-        return json.dumps(dict(variables), allow_nan=False)
+        text = json.dumps(dict(variables), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise ValueError(f"variables must be JSON data: {e}") from None
+    try:  # UTF-8 as it is (not \\uXXXX escapes, six times the size of non-ASCII text)
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"variables must be Unicode text without lone surrogates: {e}") from None
 
 
 def _result(text: str) -> ExecutionResult:

@@ -78,6 +78,22 @@ def test_a_50_mb_context_bound_once():
     assert Sandbox().execute("context['k'][1]", context={"k": [1, 2]}).stdout == "2\n"
 
 
+def test_variables_bind_json_values_by_name():
+    with Session() as s:
+        text = "na\u00efve \u2603 " * 1000  # non-ASCII crosses as UTF-8
+        r = s.execute("print(len(text), n + 1, _private, __mangled, rows[1]['b'])",
+                      variables={"text": text, "n": 41, "_private": "p", "__mangled": "m",
+                                 "rows": [{"a": 1}, {"b": None}]})
+        assert r.stdout == f"{len(text)} 42 p m None\n", r.error
+        # Module dunders are the interpreter's: never bound from variables.
+        r = s.execute("print(__name__)", variables={"__name__": "evil", "__builtins__": {}})
+        assert r.stdout == "__main__\n"
+        with pytest.raises(ValueError, match="surrogate"):
+            s.execute("1", variables={"lone": "\ud800x"})
+        with pytest.raises(ValueError, match="JSON"):
+            s.execute("1", variables={"bad": {1, 2}})
+
+
 def test_a_closed_session_refuses_and_close_is_idempotent():
     s = Session()
     s.execute("x = 1")
