@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup fetch-sources build test test-asan fuzz soak run wheel bench bench-http bench-rlm bench-nodes bench-python bench-quick format clean
+.PHONY: all setup fetch-sources build test test-asan fuzz soak run wheel bench bench-http bench-rlm bench-nodes bench-python bench-cpu bench-quick format clean
 
 all: build
 
@@ -66,6 +66,10 @@ bench-nodes: build
 # first-sandbox time, fresh/session execute, threads, idle-session memory.
 bench-python: build
 	@python3 bench/python_bench.py --build-dir $(BUILD_DIR)
+
+# The CPU-time budget against native CPython and against an opt-in fuel budget.
+bench-cpu: build
+	@python3 bench/cpu_bench.py --bin $(BUILD_DIR)/rlmbox
 
 bench-quick: build
 	@$(BUILD_DIR)/rlmbox_bench --quick --native-python python3

@@ -27,6 +27,7 @@ struct RunOptions {
   bool json = false;
   double timeout_s = 30;
   uint64_t memory_mb = 256;
+  double cpu_time_s = 0;
   uint64_t fuel = engine::Limits{}.fuel;
   uint64_t max_output_bytes = engine::Limits{}.max_output_bytes;
   std::string guest_dir;
@@ -70,6 +71,9 @@ int Run(const RunOptions& o) {
     if (!text) return Fail(o.json, "bad_request", "cannot read stdin", kExitUsage);
     code = std::move(*text);
   }
+  if (o.cpu_time_s < 0 || o.cpu_time_s > 3600) {
+    return Fail(o.json, "bad_request", "--cpu-time must be between 0 and 3600 seconds", kExitUsage);
+  }
   if (o.timeout_s <= 0 || o.timeout_s > 3600) {
     return Fail(o.json, "bad_request", "--timeout must be in (0, 3600] seconds", kExitUsage);
   }
@@ -82,6 +86,7 @@ int Run(const RunOptions& o) {
   req.limits.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
   req.limits.memory_bytes = o.memory_mb << 20;
   req.limits.fuel = o.fuel;
+  req.limits.cpu_time = std::chrono::milliseconds(static_cast<int64_t>(o.cpu_time_s * 1000));
   req.limits.max_output_bytes = o.max_output_bytes;
   if (!o.context_file.empty()) {
     std::ifstream in(o.context_file, std::ios::binary);
@@ -127,6 +132,7 @@ int ExitCodeForOutcome(std::string_view outcome) {
   if (outcome == "memory_exceeded") return 5;
   if (outcome == "output_truncated") return 6;
   if (outcome == "crashed") return 7;
+  if (outcome == "cpu_exceeded") return 8;
   return kExitInternal;
 }
 
@@ -139,7 +145,9 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   run->add_option("--timeout", opts->timeout_s, "Wall-clock limit in seconds")->capture_default_str();
   run->add_option("--memory-mb", opts->memory_mb, "Memory the code may allocate, MiB")
       ->capture_default_str();
-  run->add_option("--fuel", opts->fuel, "CPU budget in fuel units (~wasm instructions)")
+  run->add_option("--cpu-time", opts->cpu_time_s,
+                  "CPU-time limit in seconds (default: as much as --timeout)");
+  run->add_option("--fuel", opts->fuel, "Deterministic budget in fuel units (~wasm instructions)")
       ->capture_default_str();
   run->add_option("--max-output-bytes", opts->max_output_bytes, "Cap on each of stdout/stderr")
       ->capture_default_str();
@@ -148,7 +156,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   run->add_option("--guest-dir", opts->guest_dir, "Directory holding guest.wasm and lib/");
   run->footer(
       "Exit codes: 0 ok, 1 exception, 2 bad usage, 3 timeout, 4 fuel_exhausted,\n"
-      "5 memory_exceeded, 6 output_truncated, 7 crashed, 70 internal error.");
+      "5 memory_exceeded, 6 output_truncated, 7 crashed, 8 cpu_exceeded, 70 internal error.");
   run->callback([opts, exit_code] { *exit_code = Run(*opts); });
 }
 

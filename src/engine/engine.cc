@@ -86,14 +86,16 @@ Status WriteFileAtomically(const fs::path& path, std::string_view bytes) {
 }
 
 // Every engine setting that changes generated code or its runtime contract;
-// part of the compiled-module cache key.
-constexpr std::string_view kEngineFingerprint =
-    "cranelift-speed;epoch;fuel;pooling;cow;no-gc;v2";
+// part of the compiled-module cache key. Fuel metering is its own variant.
+std::string_view EngineFingerprint(bool fuel) {
+  return fuel ? "cranelift-speed;epoch;fuel;pooling;cow;no-gc;v2"
+              : "cranelift-speed;epoch;pooling;cow;no-gc;v2";
+}
 
-wasmtime::Config MakeConfig(const EngineOptions& options) {
+wasmtime::Config MakeConfig(const EngineOptions& options, bool fuel) {
   wasmtime::Config config;
   config.epoch_interruption(true);
-  config.consume_fuel(true);
+  config.consume_fuel(fuel);
   config.max_wasm_stack(options.max_wasm_stack);
   config.parallel_compilation(true);
   config.cranelift_opt_level(wasmtime::OptLevel::Speed);
@@ -127,12 +129,12 @@ wasmtime::Config MakeConfig(const EngineOptions& options) {
 // the compiled file's SHA-256 is checked before deserializing.
 Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const fs::path& wasm_path,
                                     const std::string& guest_sha, const fs::path& cache_dir,
-                                    bool* from_cache,
+                                    bool fuel, bool* from_cache,
                                     const std::function<void(const fs::path&)>& on_compile) {
   std::error_code ec;
   fs::create_directories(cache_dir, ec);
   const std::string key =
-      Sha256(std::string(WASMTIME_VERSION) + ";" + std::string(kEngineFingerprint) + ";" +
+      Sha256(std::string(WASMTIME_VERSION) + ";" + std::string(EngineFingerprint(fuel)) + ";" +
              guest_sha)
           .substr(0, 32);
   const fs::path cwasm = cache_dir / ("guest-" + key + ".cwasm");
@@ -169,31 +171,15 @@ Result<wasmtime::Module> LoadModule(wasmtime::Engine& engine, const fs::path& wa
   return std::move(module).ok();
 }
 
-}  // namespace
-
-Engine::Engine(EngineOptions options)
-    : options_(std::move(options)), budget_(options_.memory_budget_bytes) {}
-
-Engine::~Engine() = default;
-
-Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
-  auto started = Clock::now();
-  std::unique_ptr<Engine> self(new Engine(options));
-  const fs::path wasm_path = options.guest_dir / "guest.wasm";
-  const fs::path lib_dir = options.guest_dir / "lib";
-  if (!fs::exists(lib_dir / "python313.zip")) {
-    return NotFound("guest stdlib missing: " + (lib_dir / "python313.zip").string() +
-                    " (build it with `make guest`)");
-  }
-  self->info_.wasmtime_version = WASMTIME_VERSION;
-  ASSIGN_OR_RETURN(self->info_.guest_sha256, Sha256File(wasm_path));
-
-  wasmtime::Engine engine(MakeConfig(options));
-  bool from_cache = false;
+// The wasmtime engine, compiled guest, linker and watchdog of one variant
+// (fuel metering on or off).
+Result<std::unique_ptr<EngineInternals>> BuildInternals(const EngineOptions& options,
+                                                        const std::string& guest_sha, bool fuel,
+                                                        bool* from_cache) {
+  wasmtime::Engine engine(MakeConfig(options, fuel));
   ASSIGN_OR_RETURN(wasmtime::Module module,
-                   LoadModule(engine, wasm_path, self->info_.guest_sha256, options.module_cache_dir,
-                              &from_cache, options.on_compile));
-  self->info_.module_from_cache = from_cache;
+                   LoadModule(engine, options.guest_dir / "guest.wasm", guest_sha,
+                              options.module_cache_dir, fuel, from_cache, options.on_compile));
 
   wasmtime::Linker linker(engine);
   if (auto r = linker.define_wasi(); !r) return Internal("define_wasi: " + r.err().message());
@@ -210,11 +196,49 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
     wasmtime::Error e(err);
     return Internal("guest imports cannot be satisfied: " + e.message());
   }
-  internals->lib_dir = fs::absolute(lib_dir).string();
+  internals->lib_dir = fs::absolute(options.guest_dir / "lib").string();
   wasmtime::Engine* raw_engine = &internals->engine;
   internals->watchdog = std::make_unique<Watchdog>(std::chrono::microseconds(1000),
                                                    [raw_engine] { raw_engine->increment_epoch(); });
-  self->internals_ = std::move(internals);
+  internals->fuel = fuel;
+  return internals;
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options)
+    : options_(std::move(options)), budget_(options_.memory_budget_bytes) {}
+
+Engine::~Engine() = default;
+
+Result<EngineInternals*> Engine::Variant(bool fuel) {
+  if (!fuel) return internals_.get();
+  std::lock_guard lock(fuel_mu_);
+  if (!fuel_internals_) {
+    bool from_cache = false;
+    ASSIGN_OR_RETURN(fuel_internals_,
+                     BuildInternals(options_, info_.guest_sha256, /*fuel=*/true, &from_cache));
+    fuel_internals_->hot_ranges = internals_->hot_ranges;  // the same guest, the same pages
+  }
+  return fuel_internals_.get();
+}
+
+Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
+  auto started = Clock::now();
+  std::unique_ptr<Engine> self(new Engine(options));
+  const fs::path wasm_path = options.guest_dir / "guest.wasm";
+  const fs::path lib_dir = options.guest_dir / "lib";
+  if (!fs::exists(lib_dir / "python313.zip")) {
+    return NotFound("guest stdlib missing: " + (lib_dir / "python313.zip").string() +
+                    " (build it with `make guest`)");
+  }
+  self->info_.wasmtime_version = WASMTIME_VERSION;
+  ASSIGN_OR_RETURN(self->info_.guest_sha256, Sha256File(wasm_path));
+
+  bool from_cache = false;
+  ASSIGN_OR_RETURN(self->internals_,
+                   BuildInternals(options, self->info_.guest_sha256, /*fuel=*/false, &from_cache));
+  self->info_.module_from_cache = from_cache;
 
   // One probe instance tells the snapshot's memory size (the baseline that
   // Limits::memory_bytes comes on top of) and proves the guest instantiates.

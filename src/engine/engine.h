@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "base/status.h"
@@ -70,9 +71,12 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // A fresh sandbox restored from the snapshot, with its own randomness.
+  // `fuel`: on the fuel-metered variant of the engine, which Limits::fuel
+  // budgets need (compiled, or loaded from the cache, on first use; metering
+  // costs 12-30 % of every workload, so it is not the default).
   // Errors: kResourceExhausted when every pool slot is in use; kInternal
   // when instantiation fails for another reason.
-  Result<std::unique_ptr<Sandbox>> NewSandbox();
+  Result<std::unique_ptr<Sandbox>> NewSandbox(bool fuel = false);
 
   const EngineInfo& info() const { return info_; }
   const EngineOptions& options() const { return options_; }
@@ -81,11 +85,15 @@ class Engine {
  private:
   explicit Engine(EngineOptions options);
   friend class Sandbox;
+  // The main variant, or the fuel-metered one (made on first use).
+  Result<EngineInternals*> Variant(bool fuel);
 
   EngineOptions options_;
   MemoryBudget budget_;
   EngineInfo info_;
   std::unique_ptr<EngineInternals> internals_;
+  std::mutex fuel_mu_;
+  std::unique_ptr<EngineInternals> fuel_internals_;  // guarded by fuel_mu_
 };
 
 }  // namespace rlmbox::engine

@@ -20,7 +20,9 @@ struct ExecutionResult {
   nlohmann::json locals = nlohmann::json::object();
   std::optional<std::string> error;  // one line: "ZeroDivisionError: division by zero"
   double execution_time_s = 0;
+  double cpu_time_s = 0;  // CPU time the executing thread used
   uint64_t fuel_used = 0;
+  bool fuel_metered = false;  // ran on the fuel-metered variant (fuel_used is reported)
   uint64_t memory_peak_bytes = 0;  // linear memory at the end (it never shrinks)
   uint32_t host_calls = 0;
   std::string execution_id;
@@ -35,7 +37,7 @@ struct ExecutionResult {
   std::string value_type;
 
   // The HTTP/CLI shape: success, stdout, stderr, locals, execution_time, error,
-  // outcome, execution_id, fuel_used, memory_peak_bytes (+ extras when set).
+  // outcome, execution_id, cpu_time, fuel_used, memory_peak_bytes (+ extras when set).
   nlohmann::json ToJson() const;
 };
 

@@ -21,7 +21,10 @@
 namespace rlmbox::engine {
 
 // Why the host stopped a call (soft or hard).
-enum class StopReason { kNone, kTimeout, kFuel, kCancelled };
+enum class StopReason { kNone, kTimeout, kCpu, kFuel, kCancelled };
+
+// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID).
+std::chrono::nanoseconds ThreadCpuTime();
 
 // Per-store state; the store's data points here. Touched only by the thread
 // running the store (host functions and the deadline callback run on it).
@@ -32,6 +35,8 @@ struct SandboxState {
   std::chrono::steady_clock::time_point hard_deadline;
   uint64_t fuel_granted = 0;  // budget + reserve given to the store
   uint64_t fuel_budget = 0;   // soft stop once this much is used
+  std::chrono::nanoseconds cpu_start{0};   // the thread's CPU time when the call began
+  std::chrono::nanoseconds cpu_budget{0};  // soft stop once this much is used
   const Limits* limits = nullptr;
   HostCallHandler* handler = nullptr;
   const std::vector<std::string>* tools = nullptr;  // declared for this cell, or null
@@ -62,6 +67,7 @@ struct EngineInternals {
   wasmtime::Linker linker;
   wasmtime_instance_pre_t* pre = nullptr;
   std::string lib_dir;  // host directory mounted read-only at /lib
+  bool fuel = false;    // compiled with fuel metering (Limits::fuel budgets)
   std::unique_ptr<Watchdog> watchdog;
   // Linear-memory ranges (offset, length) a first cell writes to; see
   // Engine::Create and PrefaultHotPages.

@@ -83,6 +83,54 @@ TEST(Limits, FuelExhaustionStopsTheCell) {
   EXPECT_LT(small.fuel_used, l.fuel);
 }
 
+Limits WithCpuTime(std::chrono::milliseconds cpu) {
+  Limits l = testing::FastLimits();
+  l.timeout = 20s;  // the wall timeout is far away: only CPU time can stop these
+  l.cpu_time = cpu;
+  return l;
+}
+
+TEST(Limits, CpuTimeStopsBytecodeAndCLevelLoops) {
+  // A bytecode loop, a regex with catastrophic backtracking and a huge pow:
+  // the last two run in C with no bytecode between checks.
+  const char* loops[] = {
+      "x = 0\nwhile True:\n    x += 1",
+      "import re\nre.match(r'(a+)+$', 'a' * 40 + 'b')",
+      "x = 7 ** (10 ** 9)",
+  };
+  for (const char* code : loops) {
+    auto r = RunCode(code, WithCpuTime(300ms));
+    ASSERT_EQ(r.outcome, Outcome::kCpuExceeded) << code << ": " << r.stderr_text;
+    EXPECT_EQ(r.error.value_or(""),
+              "CPUTimeExceeded: execution used its CPU time budget of 300 ms and was stopped");
+    EXPECT_GE(r.cpu_time_s, 0.3) << code;
+    EXPECT_LT(r.cpu_time_s, 0.3 + 0.25) << code;
+  }
+}
+
+TEST(Limits, CpuTimeIsReportedAndWaitingIsNotCpu) {
+  auto spin = RunCode("t = 0\nfor i in range(3_000_000):\n    t += i");
+  EXPECT_EQ(spin.outcome, Outcome::kOk);
+  EXPECT_GT(spin.cpu_time_s, 0.01);
+  EXPECT_LE(spin.cpu_time_s, spin.execution_time_s + 0.005);
+  // Sleeping (a host-side wait) is wall time, not CPU time: a 100 ms CPU budget
+  // does not stop a 400 ms sleep.
+  auto sleep = RunCode("import time\ntime.sleep(0.4)\nprint('woke')", WithCpuTime(100ms));
+  EXPECT_EQ(sleep.outcome, Outcome::kOk) << sleep.stderr_text;
+  EXPECT_EQ(sleep.stdout_text, "woke\n");
+  EXPECT_LT(sleep.cpu_time_s, 0.1);
+}
+
+TEST(Limits, CpuTimeKeepsSessionState) {
+  auto s = NewSession();
+  RunIn(*s, "kept = 'yes'");
+  auto r = RunIn(*s, "print('before')\nwhile True:\n    pass", WithCpuTime(200ms));
+  EXPECT_EQ(r.outcome, Outcome::kCpuExceeded);
+  EXPECT_EQ(r.stdout_text, "before\n");
+  EXPECT_FALSE(r.sandbox_reset);
+  EXPECT_EQ(RunIn(*s, "kept").stdout_text, "'yes'\n");
+}
+
 TEST(Limits, MemoryBombIsCappedAndTheHostIsFine) {
   Limits l = testing::FastLimits();
   l.memory_bytes = 64ull << 20;

@@ -5,10 +5,11 @@
 
 namespace rlmbox::engine {
 namespace {
-constexpr std::array<std::pair<Outcome, std::string_view>, 7> kNames{{
+constexpr std::array<std::pair<Outcome, std::string_view>, 8> kNames{{
     {Outcome::kOk, "ok"},
     {Outcome::kException, "exception"},
     {Outcome::kTimeout, "timeout"},
+    {Outcome::kCpuExceeded, "cpu_exceeded"},
     {Outcome::kFuelExhausted, "fuel_exhausted"},
     {Outcome::kMemoryExceeded, "memory_exceeded"},
     {Outcome::kOutputTruncated, "output_truncated"},

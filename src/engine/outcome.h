@@ -12,7 +12,8 @@ enum class Outcome {
   kOk,               // the code ran to completion
   kException,        // the code raised (SyntaxError included); state up to it kept
   kTimeout,          // the wall deadline passed
-  kFuelExhausted,    // the CPU budget ran out
+  kCpuExceeded,      // the CPU-time budget ran out
+  kFuelExhausted,    // the fuel budget ran out
   kMemoryExceeded,   // the code asked for more linear memory than allowed
   kOutputTruncated,  // the code wrote past its output cap and was stopped
   kCrashed,          // the guest trapped (stack overflow, fault): the host is fine

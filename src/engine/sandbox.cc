@@ -1,6 +1,7 @@
 #include "engine/sandbox.h"
 
 #include <cstring>
+#include <ctime>
 
 #include "base/bounded_json.h"
 #include "engine/engine.h"
@@ -25,6 +26,16 @@ uint64_t FuelReserve(uint64_t budget) {
   return std::clamp<uint64_t>(budget / 10, 20'000'000, 500'000'000);
 }
 
+}  // namespace
+
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+namespace {
+
 std::string NewExecutionId() {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t salt = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
@@ -43,8 +54,12 @@ std::string StopMessage(Outcome outcome, const Limits& limits) {
     return "TimeoutError: execution exceeded its " + std::to_string(limits.timeout.count()) +
            " ms time limit and was stopped";
   }
-  return "FuelExhausted: execution used its CPU budget of " + std::to_string(limits.fuel) +
-         " fuel and was stopped";
+  if (outcome == Outcome::kCpuExceeded) {
+    return "CPUTimeExceeded: execution used its CPU time budget of " +
+           std::to_string(limits.cpu_budget().count()) + " ms and was stopped";
+  }
+  return "FuelExhausted: execution used its fuel budget of " + std::to_string(limits.fuel) +
+         " and was stopped";
 }
 
 // Replies of the small ops (context binding, priming): a few fields.
@@ -77,16 +92,20 @@ struct Sandbox::Call {
   uint64_t fuel_used = 0;
   uint32_t host_calls = 0;
   Clock::duration elapsed{};
+  std::chrono::nanoseconds cpu_time{0};  // the executing thread's, during the call
   uint64_t memory_cap = 0;
   uint64_t memory_wanted = 0;   // the cap the limits asked for
   bool budget_limited = false;  // the memory budget granted less than that
   bool grow_refused = false;    // the allocator was refused memory beyond the cap
 };
 
-Sandbox::Sandbox(Engine& engine)
+Sandbox::Sandbox(Engine& engine, EngineInternals& variant)
     : engine_(engine),
+      variant_(variant),
       state_(std::make_unique<SandboxState>()),
-      wasm_(std::make_unique<Wasm>(engine.internals_->engine)) {}
+      wasm_(std::make_unique<Wasm>(variant.engine)) {}
+
+bool Sandbox::fuel_metered() const { return variant_.fuel; }
 
 Sandbox::~Sandbox() { engine_.memory_budget().Release(&wasm_->charged); }
 
@@ -103,16 +122,17 @@ std::pair<uint8_t*, uint64_t> Sandbox::memory_span() {
   return {span.data(), span.size()};
 }
 
-Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
-  std::unique_ptr<Sandbox> sb(new Sandbox(*this));
+Result<std::unique_ptr<Sandbox>> Engine::NewSandbox(bool fuel) {
+  ASSIGN_OR_RETURN(EngineInternals * variant, Variant(fuel));
+  std::unique_ptr<Sandbox> sb(new Sandbox(*this, *variant));
   SandboxState* st = sb->state_.get();
   wasmtime::Store& store = sb->wasm_->store;
   auto cx = store.context();
   cx.set_data(st);
 
   wasmtime::WasiConfig wasi;  // no args, no env, no stdio, no network
-  if (!wasi.preopen_dir(internals_->lib_dir, "/lib", /*fs_mutable=*/false)) {
-    return Internal("cannot preopen " + internals_->lib_dir);
+  if (!wasi.preopen_dir(variant->lib_dir, "/lib", /*fs_mutable=*/false)) {
+    return Internal("cannot preopen " + variant->lib_dir);
   }
   if (auto r = cx.set_wasi(std::move(wasi)); !r) return Internal("wasi: " + r.err().message());
 
@@ -132,6 +152,10 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
           StopReason want = StopReason::kNone;
           if (now >= st->soft_deadline) {
             want = StopReason::kTimeout;
+          } else if (ThreadCpuTime() - st->cpu_start >= st->cpu_budget) {
+            want = StopReason::kCpu;
+          } else if (st->fuel_budget == 0) {
+            // no fuel budget: nothing to check
           } else if (auto fuel = ctx.get_fuel(); fuel && st->fuel_granted - fuel.ok() >= st->fuel_budget) {
             want = StopReason::kFuel;
           } else if (st->handler != nullptr && st->handler->cancelled()) {
@@ -150,12 +174,14 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
         return wasmtime::DeadlineKind::Continue;
       });
   cx.set_epoch_deadline(1);
-  if (auto r = cx.set_fuel(1'000'000'000); !r) return Internal("fuel: " + r.err().message());
+  if (variant->fuel) {
+    if (auto r = cx.set_fuel(1'000'000'000); !r) return Internal("fuel: " + r.err().message());
+  }
 
   wasmtime_instance_t raw{};
   wasm_trap_t* trap = nullptr;
   wasmtime_error_t* err =
-      wasmtime_instance_pre_instantiate(internals_->pre, cx.capi(), &raw, &trap);
+      wasmtime_instance_pre_instantiate(variant->pre, cx.capi(), &raw, &trap);
   if (err != nullptr || trap != nullptr) {
     std::string message = err ? wasmtime::Error(err).message() : wasmtime::Trap(trap).message();
     if (message.find("concurrent") != std::string::npos ||
@@ -192,9 +218,9 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox() {
                                " MiB, RLMBOX_MEMORY_BUDGET_MB) is spent");
     }
   }
-  if (!internals_->hot_ranges.empty()) {
+  if (!variant->hot_ranges.empty()) {
     auto [base, size] = sb->memory_span();
-    PrefaultHotPages(base, size, internals_->hot_ranges);
+    PrefaultHotPages(base, size, variant->hot_ranges);
   }
   return sb;
 }
@@ -208,8 +234,13 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
 
   st.soft_deadline = start + limits.timeout;
   st.hard_deadline = st.soft_deadline + engine_.options().hard_stop_grace;
-  st.fuel_budget = limits.fuel;
-  st.fuel_granted = limits.fuel + FuelReserve(limits.fuel);
+  // A fuel budget only on a metered sandbox (Engine::NewSandbox(true)); a
+  // metered sandbox without one gets all the fuel there is.
+  st.fuel_budget = variant_.fuel ? limits.fuel : 0;
+  st.cpu_budget = limits.cpu_budget();
+  st.cpu_start = ThreadCpuTime();
+  st.fuel_granted = st.fuel_budget > 0 ? st.fuel_budget + FuelReserve(st.fuel_budget)
+                                       : uint64_t{1} << 62;
   st.limits = &limits;
   st.handler = handler;
   st.host_calls = 0;
@@ -228,7 +259,7 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   wasm_->store.limiter(static_cast<int64_t>(c.memory_cap), -1, -1, -1, -1);
   st.memory_cap = c.memory_cap;
   st.grow_refused = false;
-  (void)cx.set_fuel(st.fuel_granted);
+  if (variant_.fuel) (void)cx.set_fuel(st.fuel_granted);
   cx.set_epoch_deadline(1);
 
   auto fail = [&](const wasmtime::TrapError& e) {
@@ -238,7 +269,7 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   };
 
   {
-    Watchdog::ActiveScope active(*engine_.internals_->watchdog);
+    Watchdog::ActiveScope active(*variant_.watchdog);
     st.active = true;
     uint32_t ptr = 0;
     auto a = wasm_->alloc->call(cx, {wasmtime::Val(static_cast<int32_t>(payload.size()))});
@@ -282,8 +313,11 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
     st.active = false;
   }
   c.elapsed = Clock::now() - start;
-  if (auto fuel = cx.get_fuel(); fuel) {
-    c.fuel_used = st.fuel_granted > fuel.ok() ? st.fuel_granted - fuel.ok() : 0;
+  c.cpu_time = ThreadCpuTime() - st.cpu_start;
+  if (variant_.fuel) {
+    if (auto fuel = cx.get_fuel(); fuel) {
+      c.fuel_used = st.fuel_granted > fuel.ok() ? st.fuel_granted - fuel.ok() : 0;
+    }
   }
   c.reason = st.reason;
   c.interrupted = st.interrupt_sent;
@@ -355,6 +389,8 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
   Call c = Invoke(kOpExecute, req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                   limits, handler, MaxReplyBytes(limits.max_output_bytes));
   r.fuel_used = c.fuel_used;
+  r.fuel_metered = variant_.fuel;
+  r.cpu_time_s = std::chrono::duration<double>(c.cpu_time).count();
   r.memory_peak_bytes = memory_bytes();
   r.host_calls = c.host_calls;
 
@@ -363,6 +399,7 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
   // its reply).
   auto stop_outcome = [&]() -> std::optional<Outcome> {
     if (c.reason == StopReason::kTimeout) return Outcome::kTimeout;
+    if (c.reason == StopReason::kCpu) return Outcome::kCpuExceeded;
     if (c.reason == StopReason::kFuel) return Outcome::kFuelExhausted;
     if (c.reason == StopReason::kCancelled) return Outcome::kException;
     return std::nullopt;
@@ -486,6 +523,9 @@ Status Sandbox::SetContext(const ContextValue& context, const Limits& limits) {
   if (!c.returned || c.reply_too_large) {
     if (c.reason == StopReason::kTimeout) return InvalidArgument("loading the context timed out");
     if (c.reason == StopReason::kFuel) return InvalidArgument("loading the context ran out of fuel");
+    if (c.reason == StopReason::kCpu) {
+      return InvalidArgument("loading the context used up its CPU time");
+    }
     return InvalidArgument("loading the context failed: " + c.trap_message);
   }
   auto parsed = ParseBoundedJson(c.reply, kGuestJsonLimits, "the guest's reply");

@@ -30,6 +30,7 @@ namespace rlmbox::engine {
 
 class Engine;
 struct SandboxState;
+struct EngineInternals;
 
 // The REPL's `context` variable: text (becomes a str, loaded without parsing)
 // or JSON (becomes a dict / list / ...).
@@ -91,6 +92,8 @@ class Sandbox {
 
   // False once a hard stop left the interpreter in an unknown state.
   bool usable() const;
+  // Whether fuel is metered in this sandbox (Engine::NewSandbox(true)).
+  bool fuel_metered() const;
   // Current linear memory size in bytes.
   uint64_t memory_bytes();
   // The host address and size of the linear memory (for the engine's own
@@ -99,7 +102,7 @@ class Sandbox {
 
  private:
   friend class Engine;
-  explicit Sandbox(Engine& engine);
+  Sandbox(Engine& engine, EngineInternals& variant);
   struct Call;
   // Runs one guest op. A reply larger than `max_reply_bytes` is not copied out
   // of the guest (Call::reply_too_large).
@@ -108,6 +111,7 @@ class Sandbox {
   static std::string BudgetMessage(const Call& c, Engine& engine);
 
   Engine& engine_;
+  EngineInternals& variant_;  // the engine variant (fuel metering or not) it runs on
   std::unique_ptr<SandboxState> state_;  // outlives the store (declared first)
   struct Wasm;
   std::unique_ptr<Wasm> wasm_;

@@ -11,7 +11,9 @@ Result<engine::ExecutionResult> Executor::Execute(const ExecuteRequest& request)
   if (request.code.find_first_not_of(" \t\r\n") == std::string::npos) {
     return InvalidArgument("Code is required");
   }
-  ASSIGN_OR_RETURN(auto sandbox, pool_.Acquire());
+  // A fuel budget needs the metered engine variant, which the pool does not hold.
+  ASSIGN_OR_RETURN(auto sandbox,
+                   request.limits.fuel > 0 ? engine_.NewSandbox(/*fuel=*/true) : pool_.Acquire());
   if (request.context) {
     Status s = sandbox->SetContext(*request.context, request.limits);
     if (!s.ok()) {
@@ -26,7 +28,7 @@ Result<engine::ExecutionResult> Executor::Execute(const ExecuteRequest& request)
   return result;
 }
 
-Result<std::unique_ptr<Session>> Executor::CreateSession() {
+Result<std::unique_ptr<Session>> Executor::CreateSession(bool fuel) {
   // A session keeps its heap, so new ones are refused (429) once the budget
   // has no room left for one to grow.
   constexpr uint64_t kSessionHeadroom = 32u << 20;
@@ -35,19 +37,20 @@ Result<std::unique_ptr<Session>> Executor::CreateSession() {
                              " MiB, RLMBOX_MEMORY_BUDGET_MB) is spent: " +
                              std::to_string(b.available() >> 20) + " MiB left");
   }
-  ASSIGN_OR_RETURN(auto sandbox, pool_.Acquire());
-  return std::unique_ptr<Session>(new Session(*this, std::move(sandbox)));
+  ASSIGN_OR_RETURN(auto sandbox, fuel ? engine_.NewSandbox(/*fuel=*/true) : pool_.Acquire());
+  return std::unique_ptr<Session>(new Session(*this, std::move(sandbox), fuel));
 }
 
-Session::Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox)
-    : executor_(executor), sandbox_(std::move(sandbox)) {}
+Session::Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox, bool fuel)
+    : executor_(executor), sandbox_(std::move(sandbox)), fuel_(fuel) {}
 
 Session::~Session() { executor_.pool().Retire(std::move(sandbox_)); }
 
 Status Session::EnsureSandbox(const engine::Limits& limits) {
   if (sandbox_ && sandbox_->usable()) return Status::Ok();
   executor_.pool().Retire(std::move(sandbox_));
-  ASSIGN_OR_RETURN(sandbox_, executor_.pool().Acquire());
+  ASSIGN_OR_RETURN(sandbox_, fuel_ ? executor_.engine().NewSandbox(/*fuel=*/true)
+                                   : executor_.pool().Acquire());
   if (context_) return sandbox_->SetContext(*context_, limits);
   return Status::Ok();
 }
@@ -58,6 +61,10 @@ Result<engine::ExecutionResult> Session::Execute(std::string_view code,
                                                  const engine::CellOptions& cell) {
   if (code.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return InvalidArgument("Code is required");
+  }
+  if (limits.fuel > 0 && !fuel_) {
+    return FailedPrecondition(
+        "a fuel budget needs a session made with one (limits.fuel when the session is created)");
   }
   std::lock_guard lock(mu_);
   RETURN_IF_ERROR(EnsureSandbox(limits));

@@ -49,9 +49,10 @@ class Executor {
   // results, not errors.
   Result<engine::ExecutionResult> Execute(const ExecuteRequest& request);
 
-  // A new session with an empty namespace. Errors: kResourceExhausted when no
-  // sandbox slot is free.
-  Result<std::unique_ptr<Session>> CreateSession();
+  // A new session with an empty namespace; `fuel`: on the fuel-metered engine
+  // variant, so its cells may have Limits::fuel budgets. Errors:
+  // kResourceExhausted when no sandbox slot is free.
+  Result<std::unique_ptr<Session>> CreateSession(bool fuel = false);
 
   engine::Engine& engine() { return engine_; }
   SandboxPool& pool() { return pool_; }
@@ -69,7 +70,8 @@ class Session {
  public:
   ~Session();
 
-  // Errors: kInvalidArgument for empty code; kResourceExhausted when the
+  // Errors: kInvalidArgument for empty code; kFailedPrecondition for a fuel
+  // budget in a session made without fuel; kResourceExhausted when the
   // sandbox must be replaced and no slot is free.
   Result<engine::ExecutionResult> Execute(std::string_view code, const engine::Limits& limits,
                                           engine::HostCallHandler* handler,
@@ -83,13 +85,14 @@ class Session {
 
  private:
   friend class Executor;
-  Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox);
+  Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox, bool fuel);
   Status EnsureSandbox(const engine::Limits& limits);
 
   Executor& executor_;
   std::mutex mu_;
   std::unique_ptr<engine::Sandbox> sandbox_;    // guarded by mu_
   std::optional<engine::ContextValue> context_;  // guarded by mu_
+  const bool fuel_;                              // on the fuel-metered variant
 };
 
 }  // namespace rlmbox::executor

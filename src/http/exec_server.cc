@@ -103,7 +103,8 @@ void FinishExecutionSpan(nodes::Span& span, const Result<engine::ExecutionResult
     span.Fail(result.status().message());
   } else {
     span.Set("rlmbox.outcome", engine::OutcomeName(result->outcome));
-    span.Set("rlmbox.fuel", result->fuel_used);
+    span.Set("rlmbox.cpu_time", result->cpu_time_s);
+    if (result->fuel_metered) span.Set("rlmbox.fuel", result->fuel_used);
     span.Set("rlmbox.memory_peak_bytes", result->memory_peak_bytes);
     span.Set("rlmbox.execution_id", result->execution_id);
     span.Set("rlmbox.host_calls", static_cast<uint64_t>(result->host_calls));

@@ -45,6 +45,8 @@ engine::ExecutionResult ResultFromJson(const json& j) {
   r.outcome = engine::OutcomeFromName(j.value("outcome", "crashed")).value_or(engine::Outcome::kCrashed);
   r.execution_id = j.value("execution_id", "");
   r.fuel_used = j.value("fuel_used", uint64_t{0});
+  r.fuel_metered = j.contains("fuel_used");
+  r.cpu_time_s = j.value("cpu_time", 0.0);
   r.memory_peak_bytes = j.value("memory_peak_bytes", uint64_t{0});
   r.host_calls = j.value("host_calls", 0u);
   if (j.contains("final_answer") && j["final_answer"].is_string()) r.final_answer = j["final_answer"].get<std::string>();

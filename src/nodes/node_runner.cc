@@ -26,6 +26,7 @@ Result<std::string> RequiredString(const json& node, const char* field, const st
 void AddUsage(NodeResult& total, const engine::ExecutionResult& r) {
   total.duration_ms += r.execution_time_s * 1000.0;
   total.fuel += r.fuel_used;
+  total.cpu_ms += r.cpu_time_s * 1000.0;
   total.memory_peak_bytes = std::max(total.memory_peak_bytes, r.memory_peak_bytes);
   total.stdout_text += r.stdout_text;
   total.stderr_text += r.stderr_text;
@@ -55,13 +56,15 @@ const std::vector<std::string>& NodeTypes() {
 }
 
 json NodeResult::ToJson() const {
+  json usage = {{"duration_ms", duration_ms}, {"cpu_ms", cpu_ms},
+                {"memory_peak_bytes", memory_peak_bytes}};
+  if (fuel > 0) usage["fuel"] = fuel;  // only under a fuel budget
   return {
       {"success", success},
       {"output", output},
       {"error", error ? json(*error) : json(nullptr)},
       {"outcome", outcome},
-      {"usage",
-       {{"duration_ms", duration_ms}, {"fuel", fuel}, {"memory_peak_bytes", memory_peak_bytes}}},
+      {"usage", std::move(usage)},
       {"stdout", stdout_text},
       {"stderr", stderr_text},
   };
@@ -195,7 +198,8 @@ Result<engine::ExecutionResult> NodeRunner::Execute(const std::string& code, con
     return InvalidArgument(result->error->substr(std::string("PolicyViolation: ").size()));
   }
   span.Set("rlmbox.outcome", engine::OutcomeName(result->outcome));
-  span.Set("rlmbox.fuel", result->fuel_used);
+  span.Set("rlmbox.cpu_time", result->cpu_time_s);
+  if (result->fuel_metered) span.Set("rlmbox.fuel", result->fuel_used);
   span.Set("rlmbox.memory_peak_bytes", result->memory_peak_bytes);
   span.Set("rlmbox.execution_id", result->execution_id);
   if (!result->success) span.Fail(result->error.value_or("failed"));
@@ -217,7 +221,8 @@ Result<NodeResult> NodeRunner::Run(const json& node, engine::HostCallHandler* ha
   NodeResult out;
   auto finish = [&](NodeResult r) -> Result<NodeResult> {
     span.Set("rlmbox.outcome", r.outcome);
-    span.Set("rlmbox.fuel", r.fuel);
+    span.Set("rlmbox.cpu_ms", r.cpu_ms);
+    if (r.fuel > 0) span.Set("rlmbox.fuel", r.fuel);
     span.Set("rlmbox.memory_peak_bytes", r.memory_peak_bytes);
     span.Set("rlmbox.duration_ms", r.duration_ms);
     if (!r.success) span.Fail(r.error.value_or(r.outcome));
@@ -367,7 +372,7 @@ NodeResult NodeRunner::RunLoop(const json& node, const Prepared& p,
   // One sandbox for the whole loop: the body's variables carry over between
   // iterations (a while loop's condition sees them); each iteration is its
   // own execution under the loop profile's limits.
-  auto session = executor_.CreateSession();
+  auto session = executor_.CreateSession(/*fuel=*/p.limits.fuel > 0);
   if (!session.ok()) return FailedWith(out, "overloaded", session.status().message());
   // The whole loop, not each iteration, gets the profile's time: iterations
   // run in what is left of it, and none starts once the caller has gone.
@@ -389,7 +394,8 @@ NodeResult NodeRunner::RunLoop(const json& node, const Prepared& p,
     auto r = (*session)->Execute(code, limits, handler, cell);
     if (r.ok()) {
       s.Set("rlmbox.outcome", engine::OutcomeName(r->outcome));
-      s.Set("rlmbox.fuel", r->fuel_used);
+      s.Set("rlmbox.cpu_time", r->cpu_time_s);
+      if (r->fuel_metered) s.Set("rlmbox.fuel", r->fuel_used);
       s.Set("rlmbox.memory_peak_bytes", r->memory_peak_bytes);
       s.Set("rlmbox.execution_id", r->execution_id);
       if (!r->success) s.Fail(r->error.value_or("failed"));

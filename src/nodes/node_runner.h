@@ -35,6 +35,7 @@ struct NodeResult {
   std::string outcome = "ok";         // an engine outcome name, or "bad_request"
   double duration_ms = 0;
   uint64_t fuel = 0;
+  double cpu_ms = 0;  // CPU time of the node's executions
   uint64_t memory_peak_bytes = 0;
   std::string stdout_text;
   std::string stderr_text;

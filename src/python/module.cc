@@ -223,11 +223,12 @@ py::str Execute(const std::string& code, const py::object& context, bool context
 // mu_; close() waits for a running call.
 class NativeSession {
  public:
-  NativeSession() {
+  // `fuel`: on the fuel-metered engine variant (cells with fuel budgets).
+  explicit NativeSession(bool fuel) {
     std::shared_ptr<Runtime> rt = RuntimeOrRaise();
     Result<std::unique_ptr<executor::Session>> s = [&] {
       py::gil_scoped_release nogil;
-      return rt->executor->CreateSession();
+      return rt->executor->CreateSession(fuel);
     }();
     if (!s.ok()) Raise(s.status());
     runtime_ = std::move(rt);
@@ -377,6 +378,8 @@ PYBIND11_MODULE(_native, m) {
                              [](const NativeLimits& l) { return l.limits.timeout.count() / 1000.0; })
       .def_property_readonly("memory_mb",
                              [](const NativeLimits& l) { return l.limits.memory_bytes >> 20; })
+      .def_property_readonly(
+          "cpu_time", [](const NativeLimits& l) { return l.limits.cpu_budget().count() / 1000.0; })
       .def_property_readonly("fuel", [](const NativeLimits& l) { return l.limits.fuel; })
       .def_property_readonly("max_output_bytes",
                              [](const NativeLimits& l) { return l.limits.max_output_bytes; });
@@ -385,7 +388,7 @@ PYBIND11_MODULE(_native, m) {
         py::arg("limits"), py::arg("dispatch"), py::arg("tools"), py::arg("allowed_imports"),
         py::arg("vars_json") = py::none());
   py::class_<NativeSession>(m, "Session")
-      .def(py::init<>())
+      .def(py::init<bool>(), py::arg("fuel") = false)
       .def("execute", &NativeSession::Execute, py::arg("code"), py::arg("limits"),
            py::arg("dispatch"), py::arg("tools"), py::arg("allowed_imports"),
            py::arg("vars_json") = py::none())

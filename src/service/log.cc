@@ -67,9 +67,10 @@ void LogExecution(const engine::ExecutionResult& r, std::string_view kind,
       {"stdout_lines", Lines(r.stdout_text)},
       {"stderr_lines", Lines(r.stderr_text)},
       {"kind", kind},
-      {"fuel_used", r.fuel_used},
+      {"cpu_ms", r.cpu_time_s * 1000},
       {"host_calls", r.host_calls},
   };
+  if (r.fuel_metered) f["fuel_used"] = r.fuel_used;
   if (!session_id.empty()) f["session_id"] = session_id;
   if (LogEnabled(LogLevel::kDebug)) f["code"] = code;
   LogEvent(LogLevel::kInfo, "execution", std::move(f));

@@ -47,6 +47,7 @@ void Histogram::Render(std::string& out, const std::string& name, const std::str
 
 void Metrics::ObserveExecution(const engine::ExecutionResult& r, const std::string& kind) {
   duration_.Observe(r.execution_time_s);
+  cpu_.Observe(r.cpu_time_s);
   if (r.outcome != engine::Outcome::kOk) ++errors_;
   std::lock_guard lock(mu_);
   ++executions_[kind + "|" + std::string(engine::OutcomeName(r.outcome))];
@@ -108,6 +109,8 @@ std::string Metrics::Render() const {
   }
   duration_.Render(out, "wasm_execution_duration_seconds",
                    "Wall time of executions inside the sandbox.");
+  cpu_.Render(out, "wasm_execution_cpu_seconds",
+              "CPU time of executions inside the sandbox (the executing thread's).");
   if (!inference_.empty()) {
     Header(out, "rlm_inference_requests_total", "RLM requests finished, by route and success.",
            "counter");

@@ -53,6 +53,7 @@ class Metrics {
   std::map<std::string, uint64_t> http_;         // "method|status" -> count; guarded by mu_
   std::map<std::string, std::pair<std::string, std::function<double()>>> gauges_;  // guarded
   Histogram duration_;
+  Histogram cpu_;  // CPU time of executions
   std::atomic<uint64_t> errors_{0};
   std::map<std::string, uint64_t> inference_;  // "route|ok" -> count; guarded by mu_
   Histogram inference_duration_;

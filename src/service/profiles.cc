@@ -49,6 +49,8 @@ Status ApplyLimitFields(const nlohmann::json& j, const std::string& what, engine
       limits.memory_bytes = static_cast<uint64_t>(v * (1 << 20));
     } else if (key == "timeout") {
       limits.timeout = milliseconds(std::max<int64_t>(1, static_cast<int64_t>(v * 1000)));
+    } else if (key == "cpu_time") {
+      limits.cpu_time = milliseconds(std::max<int64_t>(1, static_cast<int64_t>(v * 1000)));
     } else if (key == "fuel") {
       limits.fuel = static_cast<uint64_t>(v);
     } else if (key == "max_output_bytes") {
@@ -80,11 +82,13 @@ Status ApplyProfileConfig(const nlohmann::json& j, const std::string& path,
   if (j.contains("ceilings")) {
     engine::Limits c;
     c.timeout = ceilings.timeout;
+    c.cpu_time = ceilings.cpu_time;
     c.fuel = ceilings.fuel;
     c.memory_bytes = ceilings.memory_bytes;
     c.max_output_bytes = ceilings.max_output_bytes;
     RETURN_IF_ERROR(ApplyLimitFields(j["ceilings"], path + ": ceilings", c, nullptr));
     ceilings.timeout = c.timeout;
+    ceilings.cpu_time = c.cpu_time;
     ceilings.fuel = c.fuel;
     ceilings.memory_bytes = c.memory_bytes;
     ceilings.max_output_bytes = c.max_output_bytes;
@@ -102,7 +106,8 @@ Status ApplyProfileConfig(const nlohmann::json& j, const std::string& path,
     }
   }
   for (const auto& p : profiles) {
-    if (p.limits.timeout > ceilings.timeout || p.limits.memory_bytes > ceilings.memory_bytes ||
+    if (p.limits.timeout > ceilings.timeout || p.limits.cpu_time > ceilings.cpu_time ||
+        p.limits.memory_bytes > ceilings.memory_bytes ||
         p.limits.fuel > ceilings.fuel || p.limits.max_output_bytes > ceilings.max_output_bytes) {
       return InvalidArgument(path + ": profile '" + p.name + "' is above the ceilings");
     }
@@ -148,7 +153,8 @@ Result<engine::Limits> ResolveLimits(const nlohmann::json& request,
     const auto& l = request["limits"];
     if (!l.is_object()) return InvalidArgument("limits must be an object");
     for (const auto& [key, value] : l.items()) {
-      if (key != "memory_mb" && key != "fuel" && key != "max_output_bytes" && key != "timeout") {
+      if (key != "memory_mb" && key != "fuel" && key != "max_output_bytes" && key != "timeout" &&
+          key != "cpu_time") {
         return InvalidArgument("unknown limit '" + key + "'");
       }
       ASSIGN_OR_RETURN(double v, PositiveNumber(value, key.c_str()));
@@ -158,6 +164,12 @@ Result<engine::Limits> ResolveLimits(const nlohmann::json& request,
                                  std::to_string(ceilings.timeout.count() / 1000) + " s");
         }
         limits.timeout = milliseconds(std::max<int64_t>(1, static_cast<int64_t>(v * 1000)));
+      } else if (key == "cpu_time") {
+        if (v * 1000 > static_cast<double>(ceilings.cpu_time.count())) {
+          return InvalidArgument("cpu_time above the limit of " +
+                                 std::to_string(ceilings.cpu_time.count() / 1000) + " s");
+        }
+        limits.cpu_time = milliseconds(std::max<int64_t>(1, static_cast<int64_t>(v * 1000)));
       } else if (key == "memory_mb") {
         if (v * (1 << 20) > static_cast<double>(ceilings.memory_bytes)) {
           return InvalidArgument("memory_mb above the limit of " +

@@ -66,7 +66,7 @@ Result<std::shared_ptr<SessionEntry>> SessionManager::Create(const std::string& 
                                "); delete one or wait for idle ones to expire");
     }
   }
-  ASSIGN_OR_RETURN(auto session, executor_.CreateSession());
+  ASSIGN_OR_RETURN(auto session, executor_.CreateSession(/*fuel=*/limits.fuel > 0));
   auto entry = std::make_shared<SessionEntry>();
   entry->id = RandomId();
   entry->tenant = tenant;

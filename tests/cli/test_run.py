@@ -36,12 +36,13 @@ def test_json_result_has_every_field():
     assert p.returncode == 0
     r = json.loads(p.stdout)
     for field in ("success", "stdout", "stderr", "locals", "execution_time", "error",
-                  "outcome", "fuel_used", "memory_peak_bytes"):
+                  "outcome", "cpu_time", "memory_peak_bytes"):
         assert field in r, field
     assert r["success"] is True and r["outcome"] == "ok"
     assert r["stdout"] == "out\n"
     assert r["locals"] == {"y": [1, 2]}
-    assert r["fuel_used"] > 0 and r["memory_peak_bytes"] > 0
+    assert r["cpu_time"] > 0 and r["memory_peak_bytes"] > 0
+    assert "fuel_used" not in r  # fuel is an opt-in budget (--fuel)
 
 
 def test_exception_goes_to_stderr_with_exit_code_1():
@@ -55,6 +56,8 @@ def test_exception_goes_to_stderr_with_exit_code_1():
 @pytest.mark.parametrize("args, code, outcome, exit_code", [
     (["--timeout", "0.3"], "while True: pass", "timeout", 3),
     (["--fuel", "20000000"], "while True: pass", "fuel_exhausted", 4),
+    (["--cpu-time", "0.3"], "while True: pass", "cpu_exceeded", 8),
+    (["--cpu-time", "0.3"], "x = 7 ** (10 ** 9)", "cpu_exceeded", 8),  # C code, no bytecode
     (["--memory-mb", "32"], "b = bytearray(1 << 30)", "memory_exceeded", 5),
     (["--max-output-bytes", "100"], "print('x' * 1000)", "output_truncated", 6),
 ])

@@ -15,7 +15,9 @@ def test_execute_returns_typed_results(client):
     r = client.execute("x = 40 + 2\nprint('hi')\nx")
     assert r.success and r.outcome == "ok"
     assert r.stdout == "hi\n42\n" and r.locals == {"x": 42}
-    assert r.execution_time > 0 and r.fuel_used > 0 and r.execution_id
+    assert r.execution_time > 0 and r.cpu_time > 0 and r.execution_id
+    assert r.fuel_used == 0  # fuel is an opt-in budget
+    assert client.execute("while True: pass", limits={"cpu_time": 0.2}).outcome == "cpu_exceeded"
     # A Python exception is a result, not a client exception.
     e = client.execute("1/0")
     assert e.success is False and e.outcome == "exception"

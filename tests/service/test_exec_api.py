@@ -25,7 +25,7 @@ def test_seed_execute_example(svc):
     assert r["error"] is None
     assert r["execution_time"] > 0
     assert r["outcome"] == "ok"
-    for extra in ("execution_id", "fuel_used", "memory_peak_bytes"):
+    for extra in ("execution_id", "cpu_time", "memory_peak_bytes"):
         assert extra in r
 
 
@@ -51,7 +51,13 @@ def test_limits_and_profiles(svc):
     r = svc.execute("print('y' * 5000)", limits={"max_output_bytes": 100})[1]
     assert r["outcome"] == "output_truncated" and len(r["stdout"]) <= 100
     r = svc.execute("while True: pass", limits={"fuel": 10_000_000})[1]
-    assert r["outcome"] == "fuel_exhausted"
+    assert r["outcome"] == "fuel_exhausted" and r["fuel_used"] >= 10_000_000
+    r = svc.execute("import re\nre.match(r'(a+)+$', 'a' * 40 + 'b')", timeout=20,
+                    limits={"cpu_time": 0.3})[1]
+    assert r["outcome"] == "cpu_exceeded" and 0.3 <= r["cpu_time"] < 1, r
+    assert "CPU time budget of 300 ms" in r["error"]
+    status, r = svc.execute("1", limits={"cpu_time": 10_000})
+    assert status == 400 and "cpu_time" in r["error"]
 
 
 def test_stateless_runs_share_nothing(svc):

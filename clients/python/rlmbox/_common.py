@@ -47,14 +47,15 @@ class ExecutionResult(_Record):
 
     __slots__ = ("success", "stdout", "stderr", "locals", "execution_time", "error", "outcome",
                  "execution_id", "fuel_used", "memory_peak_bytes", "host_calls", "final_answer",
-                 "sandbox_reset", "raw")
+                 "sandbox_reset", "cpu_time", "raw")
     _repr_fields = __slots__[:-1]
 
     def __init__(self, success: bool, stdout: str, stderr: str, locals: Dict[str, Any],
                  execution_time: float, error: Optional[str], outcome: str,
                  execution_id: str = "", fuel_used: int = 0, memory_peak_bytes: int = 0,
                  host_calls: int = 0, final_answer: Optional[str] = None,
-                 sandbox_reset: bool = False, raw: Optional[Dict[str, Any]] = None):
+                 sandbox_reset: bool = False, raw: Optional[Dict[str, Any]] = None,
+                 cpu_time: float = 0.0):
         self.success = success
         self.stdout = stdout
         self.stderr = stderr
@@ -68,6 +69,7 @@ class ExecutionResult(_Record):
         self.host_calls = host_calls
         self.final_answer = final_answer
         self.sandbox_reset = sandbox_reset
+        self.cpu_time = cpu_time  # seconds of CPU the execution used
         self.raw = {} if raw is None else raw
 
     @classmethod
@@ -76,7 +78,7 @@ class ExecutionResult(_Record):
         return cls(g("success", False), g("stdout", ""), g("stderr", ""), g("locals", {}),
                    g("execution_time", 0.0), g("error"), g("outcome", ""), g("execution_id", ""),
                    g("fuel_used", 0), g("memory_peak_bytes", 0), g("host_calls", 0),
-                   g("final_answer"), g("sandbox_reset", False), j)
+                   g("final_answer"), g("sandbox_reset", False), j, g("cpu_time", 0.0))
 
     def __str__(self) -> str:
         """What the cell printed (the seeds print results directly)."""

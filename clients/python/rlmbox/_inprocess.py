@@ -126,10 +126,11 @@ def engine_info() -> Dict[str, Any]:
 # ---------------------------------------------------------------- limits and callbacks
 
 
-def _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes,
+def _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes, cpu_time=None,
                     extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     limits: Dict[str, Any] = dict(extra or {})
-    for k, v in (("memory_mb", memory_mb), ("fuel", fuel), ("max_output_bytes", max_output_bytes)):
+    for k, v in (("memory_mb", memory_mb), ("fuel", fuel), ("max_output_bytes", max_output_bytes),
+                 ("cpu_time", cpu_time)):
         if v is not None:
             limits[k] = v
     body: Dict[str, Any] = {"profile": profile or "default"}
@@ -264,11 +265,11 @@ def _imports_arg(allowed_imports: Optional[Iterable[str]]) -> Optional[List[str]
 
 
 def _settings(profile, timeout, memory_mb, fuel, max_output_bytes, allowed_imports, llm_query,
-              llm_query_batched, rlm_query, tools, batch_parallelism):
+              llm_query_batched, rlm_query, tools, batch_parallelism, cpu_time=None):
     """(callbacks, allowed imports, limits request) from a constructor's arguments."""
     return (_Callbacks(llm_query, llm_query_batched, rlm_query, tools, batch_parallelism),
             _imports_arg(allowed_imports),
-            _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes))
+            _limits_request(profile, timeout, memory_mb, fuel, max_output_bytes, cpu_time))
 
 
 def _vars_arg(variables) -> Optional[bytes]:
@@ -297,8 +298,9 @@ def _result(text: str) -> ExecutionResult:
 class Sandbox:
     """Runs code in a fresh sandbox per execute(): nothing survives between calls.
 
-    Limits (the HTTP API's names and ceilings): timeout (seconds), memory_mb,
-    fuel, max_output_bytes, on top of `profile` (default "default": 256 MB, 30 s).
+    Limits (the HTTP API's names and ceilings): timeout (wall seconds), cpu_time
+    (CPU seconds; default as much as the timeout), memory_mb, fuel (a deterministic
+    budget), max_output_bytes, on top of `profile` (default "default": 256 MB, 30 s).
     allowed_imports: the modules code may import (None: no import policy).
     Callbacks: llm_query(prompt, model=None) -> str, llm_query_batched(prompts,
     model=None) -> [str] (default: llm_query on each prompt, in parallel),
@@ -313,10 +315,10 @@ class Sandbox:
                  llm_query=None, llm_query_batched=None, rlm_query=None,
                  tools: Optional[Mapping[str, Callable[..., Any]]] = None,
                  batch_parallelism: int = 8, remote: Optional[str] = None,
-                 token: Optional[str] = None):
+                 token: Optional[str] = None, cpu_time: Optional[float] = None):
         self._callbacks, self._imports, self._request = _settings(
             profile, timeout, memory_mb, fuel, max_output_bytes, allowed_imports, llm_query,
-            llm_query_batched, rlm_query, tools, batch_parallelism)
+            llm_query_batched, rlm_query, tools, batch_parallelism, cpu_time)
         self._remote = ExecClient(remote, token, batch_parallelism=batch_parallelism) if remote else None
         if self._remote is not None:
             if self._callbacks.tools or self._imports is not None:
@@ -332,7 +334,8 @@ class Sandbox:
         if self._limits is None:
             return dict(self._request)
         lim = self._limits
-        return {"timeout": lim.timeout, "memory_mb": lim.memory_mb, "fuel": lim.fuel,
+        return {"timeout": lim.timeout, "cpu_time": lim.cpu_time, "memory_mb": lim.memory_mb,
+                "fuel": lim.fuel,
                 "max_output_bytes": lim.max_output_bytes}
 
     def execute(self, code: str, context: Any = None,
@@ -372,11 +375,11 @@ class Session:
                  llm_query_batched=None, rlm_query=None,
                  tools: Optional[Mapping[str, Callable[..., Any]]] = None,
                  batch_parallelism: int = 8, remote: Optional[str] = None,
-                 token: Optional[str] = None):
+                 token: Optional[str] = None, cpu_time: Optional[float] = None):
         # Sessions default to the "rlm" profile, as POST /session does.
         self._callbacks, self._imports, self._request = _settings(
             profile or "rlm", timeout, memory_mb, fuel, max_output_bytes, allowed_imports,
-            llm_query, llm_query_batched, rlm_query, tools, batch_parallelism)
+            llm_query, llm_query_batched, rlm_query, tools, batch_parallelism, cpu_time)
         self._remote = None
         self._native = None
         if remote:
@@ -390,7 +393,7 @@ class Session:
             self.session_id = self._remote.session_id
             return
         self._limits = _resolve(self._request)
-        self._native = _runtime().Session()
+        self._native = _runtime().Session(fuel=self._limits.fuel > 0)
         self.session_id = f"local-{id(self):x}"
         if context is not None:
             self.set_context(context)
@@ -573,7 +576,7 @@ class _LocalSession(Session):
 def _limit_kwargs(limits: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for k, v in (limits or {}).items():
-        if k not in ("memory_mb", "fuel", "max_output_bytes"):
+        if k not in ("memory_mb", "fuel", "max_output_bytes", "cpu_time"):
             raise RlmboxError(400, "invalid_argument", f"unknown limit '{k}'")
         out[k] = v
     return out

@@ -182,7 +182,7 @@ class RlmboxInterpreter:
         if r.outcome == "output_truncated":
             raise CodeExecutionError(f"OutputLimitExceeded: the output passed the limit; it began:\n"
                                      f"{r.stdout[:2000]}")
-        # exception, timeout, memory_exceeded, fuel_exhausted: the code can be fixed.
+        # exception, timeout, cpu_exceeded, memory_exceeded, fuel_exhausted: the code can be fixed.
         raise CodeExecutionError(r.error or r.outcome)
 
     def _submit_source(self) -> str:

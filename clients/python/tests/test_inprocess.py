@@ -25,7 +25,7 @@ def test_sandbox_result_has_the_http_fields():
     r = Sandbox(timeout=5, memory_mb=64).execute("x = 40 + 2\nprint(1 + 1)\nx")
     assert (r.stdout, r.outcome, r.success, r.error) == ("2\n42\n", "ok", True, None)
     assert r.locals == {"x": 42} and r.execution_time > 0 and r.execution_id
-    assert r.fuel_used > 0 and r.memory_peak_bytes > 0
+    assert r.cpu_time > 0 and r.fuel_used == 0 and r.memory_peak_bytes > 0
     e = Sandbox().execute("1/0")
     assert e.success is False and e.outcome == "exception"
     assert e.error == "ZeroDivisionError: division by zero" and "Traceback" in e.stderr
@@ -37,6 +37,12 @@ def test_every_limit_gives_its_outcome():
         == "timeout"  # a C-level loop: no bytecode runs
     assert Sandbox(memory_mb=32).execute("x = bytearray(100 << 20)").outcome == "memory_exceeded"
     assert Sandbox(fuel=20_000_000).execute("while True: pass").outcome == "fuel_exhausted"
+    with Session(fuel=20_000_000) as s:  # a session with a fuel budget is metered throughout
+        assert s.execute("while True: pass").outcome == "fuel_exhausted"
+        assert s.execute("1").fuel_used > 0
+    r = Sandbox(timeout=20, cpu_time=0.3).execute("x = 7 ** (10 ** 9)")  # C code, no bytecode
+    assert r.outcome == "cpu_exceeded" and 0.3 <= r.cpu_time < 1
+    assert Sandbox(cpu_time=2).limits["cpu_time"] == 2
     r = Sandbox(max_output_bytes=10).execute("print('x' * 50)")
     assert r.outcome == "output_truncated" and len(r.stdout) <= 10
     assert Sandbox(profile="code").limits["memory_mb"] == 32
