@@ -193,3 +193,36 @@ TEST(Repl, GetVarReadsAVariable) {
 
 }  // namespace
 }  // namespace rlmbox::engine
+
+namespace rlmbox::engine {
+namespace {
+
+// guest/cpython-patches/sum-int64-accumulator.patch: sum() of ints stays on its
+// C fast path past 2**31 on wasm32. Fuel counts the guest's work exactly, so a
+// total past 2**31 must cost about what a small total costs (upstream's 32-bit
+// accumulator fell back to an int object per addition there, ~4x the work).
+TEST(Guest, SumOfIntsKeepsItsFastPathPastTwoToThe31) {
+  auto s = testing::TestExecutor().CreateSession(/*fuel=*/true);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Limits l = testing::FastLimits();
+  l.fuel = 1'000'000'000'000;
+  auto run = [&](const std::string& code) {
+    auto r = (*s)->Execute(code, l, nullptr);
+    EXPECT_TRUE(r.ok() && r->outcome == Outcome::kOk) << code;
+    return r.ok() ? *r : ExecutionResult{};
+  };
+  run("small = [1] * 200000\nbig = [1 << 20] * 200000\nhuge = [1 << 62] * 4");
+  auto small = run("print(sum(small))");
+  auto big = run("print(sum(big))");
+  EXPECT_EQ(small.stdout_text, "200000\n");
+  EXPECT_EQ(big.stdout_text, std::to_string(200000ull << 20) + "\n");
+  EXPECT_LT(static_cast<double>(big.fuel_used), 1.3 * static_cast<double>(small.fuel_used))
+      << "small " << small.fuel_used << ", big " << big.fuel_used;
+  // Past 2**63 the general path takes over and the result stays exact.
+  EXPECT_EQ(run("print(sum(huge), sum(huge) == 4 * (1 << 62))").stdout_text,
+            "18446744073709551616 True\n");
+  EXPECT_EQ(run("print(sum([-(1 << 62)] * 4, 1))").stdout_text, "-18446744073709551615\n");
+}
+
+}  // namespace
+}  // namespace rlmbox::engine

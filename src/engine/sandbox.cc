@@ -21,6 +21,12 @@ constexpr int kOpContextJson = 2;
 constexpr int kOpGetVar = 3;
 constexpr int kOpPrime = 4;
 
+// Fuel the store has burnt in this call (fuel-metered sandboxes only).
+uint64_t FuelUsed(wasmtime::Store::Context ctx, const SandboxState& st) {
+  auto fuel = ctx.get_fuel();
+  return fuel && st.fuel_granted > fuel.ok() ? st.fuel_granted - fuel.ok() : 0;
+}
+
 // Fuel kept back after the soft stop so the guest can unwind and reply.
 uint64_t FuelReserve(uint64_t budget) {
   return std::clamp<uint64_t>(budget / 10, 20'000'000, 500'000'000);
@@ -154,9 +160,7 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox(bool fuel) {
             want = StopReason::kTimeout;
           } else if (ThreadCpuTime() - st->cpu_start >= st->cpu_budget) {
             want = StopReason::kCpu;
-          } else if (st->fuel_budget == 0) {
-            // no fuel budget: nothing to check
-          } else if (auto fuel = ctx.get_fuel(); fuel && st->fuel_granted - fuel.ok() >= st->fuel_budget) {
+          } else if (st->fuel_budget > 0 && FuelUsed(ctx, *st) >= st->fuel_budget) {
             want = StopReason::kFuel;
           } else if (st->handler != nullptr && st->handler->cancelled()) {
             want = StopReason::kCancelled;

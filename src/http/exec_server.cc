@@ -348,6 +348,9 @@ void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Resp
   b["profile"] = (*entry)->profile;
   auto limits = service::ResolveLimits(b, profiles, options.ceilings);
   if (!limits.ok()) return ReplyError(res, limits.status());
+  // A session made with a fuel budget (the metered variant) gives it to every
+  // cell that does not name its own.
+  if (limits->fuel == 0) limits->fuel = (*entry)->limits.fuel;
   if (WantsNdjson(req)) return StreamSessionExecute(*entry, *code, ContextFrom(b), *limits, res);
 
   service::SessionUse use(*entry);

@@ -101,8 +101,13 @@ def test_huge_body_is_413(make_service):
 
 def test_metrics_count_outcomes(svc):
     svc.execute("1/0")
+    svc.execute("while True: pass", limits={"cpu_time": 0.2})
     _, text = svc.get("/metrics")
     assert 'wasm_executions_total{kind="stateless",outcome="exception"}' in text
+    assert 'wasm_executions_total{kind="stateless",outcome="cpu_exceeded"}' in text
+    # CPU seconds of executions, beside their wall time: the spin above used >= 0.2 s.
+    cpu_sum = [l for l in text.splitlines() if l.startswith("wasm_execution_cpu_seconds_sum")]
+    assert cpu_sum and float(cpu_sum[0].split()[-1]) >= 0.2
     assert 'wasm_host_errors_total{code="bad_request"}' in text
 
 
@@ -115,6 +120,7 @@ def test_one_json_log_line_per_execution(make_service):
     assert len(execs) == 1
     e = execs[0]
     assert e["stdout_lines"] == 2 and e["outcome"] == "ok" and e["success"] is True
-    for f in ("execution_id", "duration_ms", "stderr_lines"):
+    for f in ("execution_id", "duration_ms", "cpu_ms", "stderr_lines"):
         assert f in e
+    assert "fuel_used" not in e  # only under a fuel budget
     assert "code" not in e  # never the code unless LOG_LEVEL=debug

@@ -99,3 +99,20 @@ def test_flood_of_session_creations(make_service):
     codes = [s.post("/session", {})[0] for _ in range(40)]
     assert codes.count(200) == 20 and codes.count(429) == 20
     assert s.execute("print('still here')")[1]["stdout"] == "still here\n"
+
+
+def test_cpu_time_and_fuel_budgets_in_sessions(svc):
+    # CPU time: a cell past its budget stops with its own outcome; the state stays.
+    sid = svc.new_session()
+    svc.run(sid, "kept = 1")
+    status, r = svc.run(sid, "while True: pass", limits={"cpu_time": 0.2})
+    assert status == 200 and r["outcome"] == "cpu_exceeded" and r["cpu_time"] >= 0.2
+    assert "fuel_used" not in r
+    assert svc.run(sid, "kept")[1]["stdout"] == "1\n"
+    # A fuel budget needs a session made with one (the metered engine variant).
+    status, r = svc.run(sid, "1", limits={"fuel": 10_000_000})
+    assert status == 409 and "fuel" in r["error"]
+    metered = svc.new_session(limits={"fuel": 50_000_000})
+    status, r = svc.run(metered, "x = 0\nwhile True:\n    x += 1")
+    assert status == 200 and r["outcome"] == "fuel_exhausted" and r["fuel_used"] >= 50_000_000
+    assert svc.run(metered, "x > 0")[1]["stdout"] == "True\n"  # state kept after the stop
