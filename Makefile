@@ -67,8 +67,10 @@ bench-nodes: build
 bench-python: build
 	@python3 bench/python_bench.py --build-dir $(BUILD_DIR)
 
-# The CPU-time budget against native CPython and against an opt-in fuel budget.
+# The CPU workloads: native CPython, rlmbox (CPU-time budget, and fuel), Pyodide and
+# eryx interleaved in one run; then the time to bind a 10 / 40 MB context.
 bench-cpu: build
+	@cd bench/pyodide && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || echo "bench: pyodide unavailable"
 	@python3 bench/cpu_bench.py --bin $(BUILD_DIR)/rlmbox
 
 bench-quick: build

@@ -102,7 +102,8 @@ int Serve(const ServeExecOptions& o) {
   service::LogEvent(service::LogLevel::kInfo, "engine_ready",
                     {{"wasmtime", (*engine)->info().wasmtime_version},
                      {"module_from_cache", (*engine)->info().module_from_cache},
-                     {"load_ms", (*engine)->info().load_time.count()}});
+                     {"load_ms", (*engine)->info().load_time.count()},
+                     {"hot_bytes", (*engine)->info().hot_bytes}});
   // One refill thread per core: fresh sandboxes are the /execute hot path.
   executor::Executor executor(
       **engine,

