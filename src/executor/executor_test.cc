@@ -73,5 +73,19 @@ TEST(Executor, PoolRefillsInTheBackground) {
   EXPECT_EQ(ex.pool().ready(), 2u);
 }
 
+TEST(Executor, AClosedBigSessionFreesItsMemoryBudgetAtOnce) {
+  // Deleting a session and then using its memory elsewhere must not race the
+  // refill threads' teardown: the budget is free when the session is gone.
+  const auto& budget = testing::TestEngine().memory_budget();
+  auto s = NewSession();
+  engine::Limits big = testing::FastLimits();
+  big.memory_bytes = uint64_t{512} << 20;
+  ASSERT_EQ(RunIn(*s, "x = bytearray(150 << 20)", big).outcome, Outcome::kOk);
+  const uint64_t held = budget.used();
+  ASSERT_GE(held, uint64_t{150} << 20);
+  s.reset();
+  EXPECT_LE(budget.used() + (uint64_t{150} << 20), held);
+}
+
 }  // namespace
 }  // namespace rlmbox::executor

@@ -47,6 +47,15 @@ SandboxPool::Stats SandboxPool::stats() const {
 
 void SandboxPool::Retire(std::unique_ptr<engine::Sandbox> sandbox) {
   if (!sandbox) return;
+  // A sandbox holding much memory is torn down here, so the memory budget it
+  // holds is free when the caller answers (a session deleted, then its memory
+  // used by another at once); small ones, the /execute hot path, go to the
+  // refill threads.
+  if (sandbox->memory_bytes() >= kInlineTeardownBytes) {
+    sandbox.reset();
+    cv_.notify_all();
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     retired_.push_back(std::move(sandbox));

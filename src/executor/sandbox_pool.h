@@ -30,8 +30,11 @@ class SandboxPool {
 
   // A never-used sandbox. Errors: those of Engine::NewSandbox.
   Result<std::unique_ptr<engine::Sandbox>> Acquire();
-  // Hands a used sandbox over for destruction off the caller's thread.
+  // Hands a used sandbox over for destruction off the caller's thread; one
+  // whose memory has grown to kInlineTeardownBytes or more is destroyed at
+  // once, so the memory budget it held is free when Retire returns.
   void Retire(std::unique_ptr<engine::Sandbox> sandbox);
+  static constexpr uint64_t kInlineTeardownBytes = uint64_t{64} << 20;
   // Number of ready sandboxes (for metrics and tests).
   size_t ready() const;
 
