@@ -79,9 +79,9 @@ def rlmbox(binary, src, fuel):
 class Worker:
     """A long-lived interpreter (Pyodide in Node, or eryx) fed one run per line."""
 
-    def __init__(self, argv, cwd=None):
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+    def __init__(self, argv, cwd=None, env=None):
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
         self.version = json.loads(self.proc.stdout.readline())["ready"]
 
     def run(self, src):
@@ -114,7 +114,10 @@ def eryx_worker(python, spec, tmp):
     if p.returncode != 0:
         print(f"bench-cpu: eryx left out ({spec} did not install: {p.stderr.strip()[-300:]})")
         return None
-    return Worker([vpy, os.path.join(ROOT, "bench", "eryx_worker.py")])
+    # eryx unpacks its runtime under the temporary directory: the bench's own,
+    # removed at the end, so nothing is left in /tmp.
+    return Worker([vpy, os.path.join(ROOT, "bench", "eryx_worker.py")],
+                  env={**os.environ, "TMPDIR": tmp})
 
 
 def context_binding(binary, reps):

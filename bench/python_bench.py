@@ -13,8 +13,10 @@ Usage: python3 bench/python_bench.py [--build-dir build] [--fresh 1000] [--sessi
        [--reps 3] [--eryx pyeryx==0.11.0]
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,6 +64,7 @@ def main():
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="rlmbox-bench-python-")
+    atexit.register(shutil.rmtree, tmp, True)  # venv, wheels, caches: nothing left behind
     wheels = sh(sys.executable, os.path.join(ROOT, "scripts", "build-wheel.py"),
                 "--build-dir", a.build_dir, "--out", os.path.join(tmp, "dist")).stdout.split()
     native = native_python()
@@ -78,7 +81,8 @@ def main():
         [os.path.join(tmp, "eryx", f) for f in os.listdir(os.path.join(tmp, "eryx"))][0]
     # The compiled guest: both cache theirs on first use; do that (and write the
     # byte-code caches) before timing.
-    env = {"RLMBOX_MODULE_CACHE": os.path.join(tmp, "modules")}
+    # eryx unpacks its runtime under TMPDIR: the bench's own directory.
+    env = {"RLMBOX_MODULE_CACHE": os.path.join(tmp, "modules"), "TMPDIR": tmp}
     for b in ("rlmbox", "eryx"):
         measure(python, b, "first", env=env)
         measure(python, b, "threads", 2, env=env)
