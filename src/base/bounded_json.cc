@@ -99,6 +99,18 @@ class Parser {
     return false;
   }
 
+  // After a member or element: a ',' (more follow) or the closing bracket.
+  enum class Next { kMore, kClosed, kBad };
+  Next AfterItem(char close) {
+    SkipSpace();
+    if (p_ == end_) return Next::kBad;
+    if (*p_ == close) return ++p_, Next::kClosed;
+    if (*p_ != ',') return Next::kBad;
+    ++p_;
+    SkipSpace();
+    return Next::kMore;
+  }
+
   bool Object(json* out, size_t depth) {
     if (!Deeper(depth)) return false;
     ++p_;  // '{'
@@ -113,19 +125,9 @@ class Parser {
       if (p_ == end_ || *p_ != ':') return false;
       ++p_;
       SkipSpace();
-      if (out) {
-        json v;
-        if (!Value(&v, depth)) return false;
-        (*out)[std::move(key)] = std::move(v);
-      } else if (!Value(nullptr, depth)) {
-        return false;
-      }
-      SkipSpace();
-      if (p_ == end_) return false;
-      if (*p_ == '}') return ++p_, true;
-      if (*p_ != ',') return false;
-      ++p_;
-      SkipSpace();
+      // Decoded in place; a repeated key overwrites (the last wins).
+      if (!Value(out ? &(*out)[std::move(key)] : nullptr, depth)) return false;
+      if (Next n = AfterItem('}'); n != Next::kMore) return n == Next::kClosed;
     }
   }
 
@@ -136,18 +138,8 @@ class Parser {
     SkipSpace();
     if (p_ < end_ && *p_ == ']') return ++p_, true;
     for (;;) {
-      if (out) {
-        out->push_back(json());
-        if (!Value(&out->back(), depth)) return false;
-      } else if (!Value(nullptr, depth)) {
-        return false;
-      }
-      SkipSpace();
-      if (p_ == end_) return false;
-      if (*p_ == ']') return ++p_, true;
-      if (*p_ != ',') return false;
-      ++p_;
-      SkipSpace();
+      if (!Value(out ? &out->emplace_back() : nullptr, depth)) return false;
+      if (Next n = AfterItem(']'); n != Next::kMore) return n == Next::kClosed;
     }
   }
 
