@@ -56,10 +56,11 @@ if [[ ! -f "$reactor" ]]; then
     -c "$here/shim.c" -o "$work/shim.o"
   # -mexec-model=reactor: crt1-reactor (no main; _initialize runs libc ctors).
   # The stack stays first and at CPython's 8 MiB so an overflow traps instead of
-  # corrupting the heap.
+  # corrupting the heap. The stack pointer is the guest's one mutable global:
+  # exported so that session snapshots can save and check it (engine/snapshot.cc).
   (cd "$cpy" && clang-19 --target=wasm32-wasi -mexec-model=reactor $LDFLAGS \
     -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
-    -Wl,--strip-all -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=_PyErr_NoMemory \
+    -Wl,--strip-all -Wl,--export=__stack_pointer -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=_PyErr_NoMemory \
     -o "$reactor.tmp" "$work/shim.o" $LINK_OBJS $LIBS)
   mv "$reactor.tmp" "$reactor"
   stage_end

@@ -19,6 +19,9 @@ Ops:
   OP_PRIME        data ignored; run by the sandbox pool before a sandbox is handed
                   out, so the per-instance reseed and the first cell's page faults
                   happen off the request path. Leaves no trace in the namespace.
+  OP_RESEED       data ignored; draws fresh randomness for `random` (a session
+                  restored from a snapshot or forked would otherwise repeat its
+                  parent's random sequence). Leaves no trace in the namespace.
 """
 
 import ast
@@ -45,6 +48,7 @@ OP_CONTEXT_STR = 1
 OP_CONTEXT_JSON = 2
 OP_GET_VAR = 3
 OP_PRIME = 4
+OP_RESEED = 5
 
 _LOCALS_JSON_MAX = 4096  # bytes of JSON per variable before falling back to repr
 _LOCALS_REPR_MAX = 200  # characters of repr per variable
@@ -627,6 +631,9 @@ def entry(op, data):
         elif op == OP_PRIME:
             _execute({"code": "pass", "max_output_bytes": 1024})
             _state["cell"] = 0
+            reply = {"ok": True}
+        elif op == OP_RESEED:
+            random.seed()
             reply = {"ok": True}
         elif op == OP_GET_VAR:
             reply = _get_var(str(data, "utf-8", "replace"))

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <fstream>
 #include <iterator>
@@ -229,6 +230,13 @@ Result<EngineInternals*> Engine::Variant(bool fuel) {
 Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   auto started = Clock::now();
   std::unique_ptr<Engine> self(new Engine(options));
+  self->snapshot_key_ = options.snapshot_key;
+  if (self->snapshot_key_.empty()) {
+    self->snapshot_key_.resize(32);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(self->snapshot_key_.data()), 32) != 1) {
+      return Internal("no randomness for the snapshot key");
+    }
+  }
   const fs::path wasm_path = options.guest_dir / "guest.wasm";
   const fs::path lib_dir = options.guest_dir / "lib";
   if (!fs::exists(lib_dir / "python313.zip")) {
@@ -256,7 +264,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
     limits.timeout = std::chrono::seconds(10);
     (void)probe->Execute("x = [i for i in range(10)]\nprint(len(x))\nx", limits, nullptr);
     auto [base, size] = probe->memory_span();
-    self->internals_->hot_ranges = WrittenRanges(base, size);
+    self->internals_->hot_ranges = WrittenRanges(base, size).value_or(
+        std::vector<std::pair<uint64_t, uint64_t>>{});
     uint64_t bytes = 0;
     for (const auto& r : self->internals_->hot_ranges) bytes += r.second;
     self->info_.hot_bytes = bytes;
@@ -264,6 +273,14 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   self->info_.load_time =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   return self;
+}
+
+std::string Engine::Seal(const SandboxImage& image, std::string_view host_state) const {
+  return SealSnapshot(image, host_state, snapshot_key_, info_.guest_sha256);
+}
+
+Result<SandboxImage> Engine::Open(std::string_view sealed, std::string* host_state) const {
+  return OpenSnapshot(sealed, snapshot_key_, info_.guest_sha256, host_state);
 }
 
 }  // namespace rlmbox::engine

@@ -19,9 +19,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 #include "engine/memory_budget.h"
+#include "engine/snapshot.h"
 
 namespace rlmbox::engine {
 
@@ -50,6 +52,10 @@ struct EngineOptions {
   // fits (not called on a cache hit): lets an embedder say why the first
   // start takes seconds. Receives the cache directory.
   std::function<void(const std::filesystem::path&)> on_compile;
+  // The HMAC key that seals session snapshots (engine/snapshot.h). Empty: 32
+  // random bytes for this process, so only this process can open its own
+  // snapshots.
+  std::string snapshot_key;
 };
 
 struct EngineInfo {
@@ -78,6 +84,18 @@ class Engine {
   // when instantiation fails for another reason.
   Result<std::unique_ptr<Sandbox>> NewSandbox(bool fuel = false);
 
+  // A new sandbox holding `image`'s state (Sandbox::Capture), on the main or
+  // the fuel-metered variant. Its randomness is the image's: call Reseed()
+  // for a fork. Errors: as NewSandbox, and kResourceExhausted when the memory
+  // budget cannot hold the image's memory.
+  Result<std::unique_ptr<Sandbox>> Restore(const SandboxImage& image, bool fuel = false);
+
+  // Seals an image and the embedder's `host_state` with this engine's
+  // snapshot key and guest build, and opens such bytes again (errors: see
+  // OpenSnapshot).
+  std::string Seal(const SandboxImage& image, std::string_view host_state) const;
+  Result<SandboxImage> Open(std::string_view sealed, std::string* host_state) const;
+
   const EngineInfo& info() const { return info_; }
   const EngineOptions& options() const { return options_; }
   MemoryBudget& memory_budget() { return budget_; }
@@ -89,6 +107,7 @@ class Engine {
   Result<EngineInternals*> Variant(bool fuel);
 
   EngineOptions options_;
+  std::string snapshot_key_;
   MemoryBudget budget_;
   EngineInfo info_;
   std::unique_ptr<EngineInternals> internals_;

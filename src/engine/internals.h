@@ -54,6 +54,7 @@ struct SandboxState {
   // Exports, resolved once after instantiation.
   std::optional<wasmtime::Memory> memory;
   std::optional<wasmtime::Func> interrupt;
+  std::optional<wasmtime::Global> stack_pointer;  // exported by newer guest builds
 };
 
 struct EngineInternals {
@@ -75,8 +76,10 @@ struct EngineInternals {
 };
 
 // The ranges of [base, base+size) this process has written to (private,
-// anonymous pages), read from /proc/self/pagemap. Empty if unavailable.
-std::vector<std::pair<uint64_t, uint64_t>> WrittenRanges(const uint8_t* base, uint64_t size);
+// anonymous pages, resident or swapped), read from /proc/self/pagemap;
+// nullopt if it cannot be read.
+std::optional<std::vector<std::pair<uint64_t, uint64_t>>> WrittenRanges(const uint8_t* base,
+                                                                        uint64_t size);
 
 // Write-faults `ranges` of a fresh instance's memory in one go
 // (MADV_POPULATE_WRITE), before anything reads them.

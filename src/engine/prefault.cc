@@ -21,11 +21,12 @@
 
 namespace rlmbox::engine {
 
-std::vector<std::pair<uint64_t, uint64_t>> WrittenRanges(const uint8_t* base, uint64_t size) {
+std::optional<std::vector<std::pair<uint64_t, uint64_t>>> WrittenRanges(const uint8_t* base,
+                                                                        uint64_t size) {
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ranges;
+  if (fd < 0) return std::nullopt;
   const uint64_t first = reinterpret_cast<uintptr_t>(base) / page;
   const uint64_t pages = size / page;
   std::vector<uint64_t> entries(pages);
@@ -33,11 +34,13 @@ std::vector<std::pair<uint64_t, uint64_t>> WrittenRanges(const uint8_t* base, ui
   const ssize_t got = pread(fd, entries.data(), static_cast<size_t>(want),
                             static_cast<off_t>(first * sizeof(uint64_t)));
   close(fd);
-  if (got != want) return {};
+  if (got != want) return std::nullopt;
   constexpr uint64_t kPresent = 1ull << 63;
+  constexpr uint64_t kSwapped = 1ull << 62;  // only private (written) pages go to swap
   constexpr uint64_t kFileOrShared = 1ull << 61;
   for (uint64_t i = 0; i < pages; ++i) {
-    const bool written = (entries[i] & kPresent) && !(entries[i] & kFileOrShared);
+    const bool written =
+        ((entries[i] & kPresent) && !(entries[i] & kFileOrShared)) || (entries[i] & kSwapped);
     if (!written) continue;
     if (!ranges.empty() && ranges.back().first + ranges.back().second == i * page) {
       ranges.back().second += page;

@@ -20,6 +20,7 @@ constexpr int kOpContextText = 1;
 constexpr int kOpContextJson = 2;
 constexpr int kOpGetVar = 3;
 constexpr int kOpPrime = 4;
+constexpr int kOpReseed = 5;
 
 // Fuel the store has burnt in this call (fuel-metered sandboxes only).
 uint64_t FuelUsed(wasmtime::Store::Context ctx, const SandboxState& st) {
@@ -81,6 +82,7 @@ struct Sandbox::Wasm {
   bool usable = false;
   uint64_t memory_cap_base = 0;  // baseline memory at instantiation
   uint64_t charged = 0;          // what the engine's memory budget holds for it
+  uint32_t entry_stack_pointer = 0;  // the guest's stack pointer between calls
 };
 
 // What one guest call produced, before interpretation.
@@ -209,6 +211,10 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox(bool fuel) {
   }
   st->memory = std::get<wasmtime::Memory>(*memory);
   st->interrupt = std::get<wasmtime::Func>(*interrupt);
+  if (auto sp = get("__stack_pointer"); sp && std::holds_alternative<wasmtime::Global>(*sp)) {
+    st->stack_pointer = std::get<wasmtime::Global>(*sp);
+    sb->wasm_->entry_stack_pointer = static_cast<uint32_t>(st->stack_pointer->get(cx).i32());
+  }
   sb->wasm_->call = std::get<wasmtime::Func>(*call);
   sb->wasm_->alloc = std::get<wasmtime::Func>(*alloc);
   sb->wasm_->usable = true;
@@ -227,6 +233,94 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox(bool fuel) {
     PrefaultHotPages(base, size, variant->hot_ranges);
   }
   return sb;
+}
+
+Result<std::unique_ptr<Sandbox>> Engine::Restore(const SandboxImage& image, bool fuel) {
+  ASSIGN_OR_RETURN(auto sb, NewSandbox(fuel));
+  SandboxState& st = *sb->state_;
+  auto cx = sb->wasm_->store.context();
+  if (!st.stack_pointer) {
+    return FailedPrecondition("this guest build does not export its stack pointer (rebuild it)");
+  }
+  const uint64_t current = sb->memory_bytes();
+  if (image.memory_bytes < current) {
+    return InvalidArgument("the snapshot's memory is smaller than a fresh sandbox's");
+  }
+  if (image.memory_bytes > current) {
+    if (budget_.Charge(&sb->wasm_->charged, image.memory_bytes, current) < image.memory_bytes) {
+      return ResourceExhausted("the process memory budget (" + std::to_string(budget_.total() >> 20) +
+                               " MiB, RLMBOX_MEMORY_BUDGET_MB) cannot hold the snapshot's " +
+                               std::to_string(image.memory_bytes >> 20) + " MiB");
+    }
+    if (auto r = st.memory->grow(cx, (image.memory_bytes - current) / (64u << 10)); !r) {
+      return ResourceExhausted("cannot grow the sandbox's memory to the snapshot's: " +
+                               r.err().message());
+    }
+  }
+  auto [base, size] = sb->memory_span();
+  const char* src = image.pages.data();
+  for (const auto& [offset, length] : image.ranges) {
+    if (uint64_t{offset} + length > size ||
+        static_cast<size_t>(src - image.pages.data()) + length > image.pages.size()) {
+      return InvalidArgument("the snapshot's pages do not fit its memory");
+    }
+    std::memcpy(base + offset, src, length);
+    src += length;
+  }
+  if (auto r = st.stack_pointer->set(cx, wasmtime::Val(static_cast<int32_t>(image.stack_pointer)));
+      !r) {
+    return Internal("cannot set the guest's stack pointer: " + r.err().message());
+  }
+  sb->wasm_->entry_stack_pointer = image.stack_pointer;
+  return sb;
+}
+
+Result<SandboxImage> Sandbox::Capture() {
+  if (!wasm_->usable) return FailedPrecondition("the sandbox was stopped and has no state to save");
+  SandboxState& st = *state_;
+  if (!st.stack_pointer) {
+    return FailedPrecondition("this guest build does not export its stack pointer (rebuild it)");
+  }
+  auto cx = wasm_->store.context();
+  SandboxImage image;
+  image.stack_pointer = static_cast<uint32_t>(st.stack_pointer->get(cx).i32());
+  if (image.stack_pointer != wasm_->entry_stack_pointer) {
+    return Internal("the guest's stack pointer is not at its entry value between calls");
+  }
+  auto [base, size] = memory_span();
+  image.memory_bytes = size;
+  // Without /proc/self/pagemap every page counts as written: larger, as correct.
+  auto written = WrittenRanges(base, size)
+                     .value_or(std::vector<std::pair<uint64_t, uint64_t>>{{0, size}});
+  uint64_t total = 0;
+  for (const auto& r : written) total += r.second;
+  image.pages.reserve(total);
+  constexpr uint64_t kPiece = uint64_t{1} << 30;  // lengths stay 32-bit
+  for (auto [offset, length] : written) {
+    while (length > 0) {
+      const uint64_t n = std::min(length, kPiece);
+      image.ranges.emplace_back(static_cast<uint32_t>(offset), static_cast<uint32_t>(n));
+      image.pages.append(reinterpret_cast<const char*>(base + offset), n);
+      offset += n;
+      length -= n;
+    }
+  }
+  return image;
+}
+
+Status Sandbox::Reseed() {
+  if (!wasm_->usable) return FailedPrecondition("the sandbox is no longer usable");
+  Limits limits;
+  limits.timeout = std::chrono::seconds(5);
+  limits.memory_bytes = 16u << 20;
+  Call c = Invoke(kOpReseed, {}, limits, nullptr, kSmallReplyBytes);
+  auto reply = c.returned ? ParseBoundedJson(c.reply, kGuestJsonLimits, "the guest's reply")
+                          : Result<nlohmann::json>(Internal(c.trap_message));
+  if (!reply.ok() || !reply->is_object() || reply->value("ok", false) != true) {
+    return Internal("reseeding the sandbox failed: " +
+                    (reply.ok() ? std::string("the guest refused") : reply.status().message()));
+  }
+  return Status::Ok();
 }
 
 Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& limits,

@@ -25,6 +25,7 @@
 #include "engine/execution_result.h"
 #include "engine/host_door.h"
 #include "engine/limits.h"
+#include "engine/snapshot.h"
 
 namespace rlmbox::engine {
 
@@ -89,6 +90,17 @@ class Sandbox {
   // so a pool can do it before the sandbox is needed. Leaves the namespace
   // empty. Errors: kInternal if the guest fails.
   Status Prime();
+
+  // The sandbox's state between calls, for a snapshot or a fork
+  // (engine/snapshot.h): the pages it has written, its memory size, the stack
+  // pointer. Errors: kFailedPrecondition when a hard stop left it unusable or
+  // the guest build does not export its stack pointer.
+  Result<SandboxImage> Capture();
+
+  // Draws fresh randomness for the guest's `random` module, so a sandbox
+  // restored or forked from one image does not repeat its random sequence.
+  // Errors: kFailedPrecondition when unusable; kInternal if the guest fails.
+  Status Reseed();
 
   // False once a hard stop left the interpreter in an unknown state.
   bool usable() const;
