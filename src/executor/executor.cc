@@ -1,6 +1,72 @@
 #include "executor/executor.h"
 
+#include "base/bounded_json.h"
+
 namespace rlmbox::executor {
+namespace {
+
+// The session's part of a snapshot's host state:
+//   u32 meta_len, meta JSON {"fuel", "context": null|"text"|"json"},
+//   u64 outer_len, outer (the caller's), then the context's bytes.
+std::string PackHostState(bool fuel, const engine::ContextValue* context, std::string_view outer) {
+  nlohmann::json meta = {{"fuel", fuel}, {"context", nullptr}};
+  if (context != nullptr) {
+    meta["context"] = context->kind == engine::ContextValue::Kind::kText ? "text" : "json";
+  }
+  const std::string m = meta.dump();
+  std::string out;
+  out.reserve(12 + m.size() + outer.size() + (context ? context->data.size() : 0));
+  auto put = [&out](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  put(m.size(), 4);
+  out.append(m);
+  put(outer.size(), 8);
+  out.append(outer);
+  if (context != nullptr) out.append(context->data);
+  return out;
+}
+
+struct HostState {
+  bool fuel = false;
+  std::shared_ptr<const engine::ContextValue> context;
+  std::string outer;
+};
+
+Result<HostState> UnpackHostState(std::string_view in) {
+  auto bad = [] { return InvalidArgument("the snapshot's session state is malformed"); };
+  auto get = [&in](size_t at, int bytes) {
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[at + i]);
+    return v;
+  };
+  if (in.size() < 4) return bad();
+  const uint64_t meta_len = get(0, 4);
+  if (meta_len > 4096 || in.size() - 4 < meta_len + 8) return bad();
+  auto meta = ParseBoundedJson(in.substr(4, meta_len), kGuestJsonLimits, "the snapshot");
+  if (!meta.ok() || !meta->is_object() || !(*meta)["fuel"].is_boolean()) return bad();
+  size_t pos = 4 + meta_len;
+  const uint64_t outer_len = get(pos, 8);
+  pos += 8;
+  if (in.size() - pos < outer_len) return bad();
+  HostState h;
+  h.fuel = (*meta)["fuel"].get<bool>();
+  h.outer.assign(in.substr(pos, outer_len));
+  pos += outer_len;
+  const nlohmann::json& kind = (*meta)["context"];
+  if (kind.is_string()) {
+    const bool text = kind.get<std::string>() == "text";
+    if (!text && kind.get<std::string>() != "json") return bad();
+    h.context = std::make_shared<const engine::ContextValue>(engine::ContextValue{
+        text ? engine::ContextValue::Kind::kText : engine::ContextValue::Kind::kJson,
+        std::string(in.substr(pos))});
+  } else if (!kind.is_null() || pos != in.size()) {
+    return bad();
+  }
+  return h;
+}
+
+}  // namespace
 
 Executor::Executor(engine::Engine& engine, Options options)
     : engine_(engine), pool_(engine, options.warm_sandboxes, options.pool_threads) {}
@@ -39,6 +105,51 @@ Result<std::unique_ptr<Session>> Executor::CreateSession(bool fuel) {
   }
   ASSIGN_OR_RETURN(auto sandbox, fuel ? engine_.NewSandbox(/*fuel=*/true) : pool_.Acquire());
   return std::unique_ptr<Session>(new Session(*this, std::move(sandbox), fuel));
+}
+
+Result<std::unique_ptr<Session>> Executor::RestoreSession(std::string_view sealed,
+                                                          std::string* outer) {
+  std::string host;
+  ASSIGN_OR_RETURN(engine::SandboxImage image, engine_.Open(sealed, &host));
+  ASSIGN_OR_RETURN(HostState state, UnpackHostState(host));
+  ASSIGN_OR_RETURN(auto sandbox, engine_.Restore(image, state.fuel));
+  std::unique_ptr<Session> session(new Session(*this, std::move(sandbox), state.fuel));
+  session->context_ = std::move(state.context);
+  if (outer != nullptr) *outer = std::move(state.outer);
+  return session;
+}
+
+Result<std::string> Session::Snapshot(std::string_view outer) {
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    return FailedPrecondition("the session is running a cell; a snapshot is taken between cells");
+  }
+  if (!sandbox_ || !sandbox_->usable()) {
+    return FailedPrecondition("the session's sandbox was stopped; run a cell first");
+  }
+  ASSIGN_OR_RETURN(engine::SandboxImage image, sandbox_->Capture());
+  return executor_.engine().Seal(image, PackHostState(fuel_, context_.get(), outer));
+}
+
+Result<std::vector<std::unique_ptr<Session>>> Session::Fork(size_t count) {
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    return FailedPrecondition("the session is running a cell; fork it between cells");
+  }
+  if (!sandbox_ || !sandbox_->usable()) {
+    return FailedPrecondition("the session's sandbox was stopped; run a cell first");
+  }
+  ASSIGN_OR_RETURN(engine::SandboxImage image, sandbox_->Capture());
+  std::vector<std::unique_ptr<Session>> forks;
+  forks.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    ASSIGN_OR_RETURN(auto sandbox, executor_.engine().Restore(image, fuel_));
+    RETURN_IF_ERROR(sandbox->Reseed());
+    std::unique_ptr<Session> s(new Session(executor_, std::move(sandbox), fuel_));
+    s->context_ = context_;
+    forks.push_back(std::move(s));
+  }
+  return forks;
 }
 
 Session::Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox, bool fuel)
@@ -82,7 +193,7 @@ Status Session::SetContext(engine::ContextValue context, const engine::Limits& l
   std::lock_guard lock(mu_);
   RETURN_IF_ERROR(EnsureSandbox(limits));
   RETURN_IF_ERROR(sandbox_->SetContext(context, limits));
-  context_ = std::move(context);
+  context_ = std::make_shared<const engine::ContextValue>(std::move(context));
   return Status::Ok();
 }
 

@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "engine/engine.h"
@@ -54,6 +56,12 @@ class Executor {
   // kResourceExhausted when no sandbox slot is free.
   Result<std::unique_ptr<Session>> CreateSession(bool fuel = false);
 
+  // A session restored from sealed snapshot bytes (Session::Snapshot), with
+  // the caller's own state that was sealed with it in `outer`. Errors:
+  // kInvalidArgument for bytes that are not an authentic snapshot of this
+  // guest build (engine/snapshot.h); kResourceExhausted as CreateSession.
+  Result<std::unique_ptr<Session>> RestoreSession(std::string_view sealed, std::string* outer);
+
   engine::Engine& engine() { return engine_; }
   SandboxPool& pool() { return pool_; }
 
@@ -83,6 +91,19 @@ class Session {
   // Linear memory held by the session's sandbox.
   uint64_t memory_bytes();
 
+  // The session's state between cells, sealed (engine/snapshot.h) together
+  // with `outer`, the caller's own state, and the context (so a restored
+  // session reloads it after a hard stop, as this one would). Errors:
+  // kFailedPrecondition when a cell is running (a snapshot is taken between
+  // cells only) or the sandbox was stopped hard and not yet replaced.
+  Result<std::string> Snapshot(std::string_view outer);
+  // `count` new sessions with this one's state, each with fresh randomness;
+  // they share nothing afterwards. Errors: as Snapshot, and
+  // kResourceExhausted when the slots or the memory budget run out (no
+  // session is made then).
+  Result<std::vector<std::unique_ptr<Session>>> Fork(size_t count);
+  bool fuel() const { return fuel_; }
+
  private:
   friend class Executor;
   Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox, bool fuel);
@@ -90,9 +111,10 @@ class Session {
 
   Executor& executor_;
   std::mutex mu_;
-  std::unique_ptr<engine::Sandbox> sandbox_;    // guarded by mu_
-  std::optional<engine::ContextValue> context_;  // guarded by mu_
-  const bool fuel_;                              // on the fuel-metered variant
+  std::unique_ptr<engine::Sandbox> sandbox_;  // guarded by mu_
+  // Immutable once bound, so forks share it. Guarded by mu_.
+  std::shared_ptr<const engine::ContextValue> context_;
+  const bool fuel_;  // on the fuel-metered variant
 };
 
 }  // namespace rlmbox::executor
