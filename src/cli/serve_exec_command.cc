@@ -1,6 +1,11 @@
 #include "cli/serve_exec_command.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -12,6 +17,7 @@
 #include "http/exec_server.h"
 #include "nodes/tracing.h"
 #include "service/log.h"
+#include "service/session_store.h"
 
 namespace rlmbox::cli {
 namespace {
@@ -28,7 +34,39 @@ struct ServeExecOptions {
   std::string profiles_file;
   std::string tokens_file;
   double memory_budget_mb = 0;
+  std::string session_store;
+  double hibernate_after = 0;
+  std::string snapshot_key_file;
 };
+
+// The snapshot key: the file's bytes; without one and with a store, a random
+// key kept in STORE/key (0600), made on first use.
+Result<std::string> SnapshotKey(const std::string& key_file, const std::string& store_dir) {
+  std::string path = key_file;
+  if (path.empty() && store_dir.empty()) return std::string();  // the engine picks a random one
+  if (path.empty()) {
+    path = (std::filesystem::path(store_dir) / "key").string();
+    std::filesystem::create_directories(store_dir);
+    if (!std::filesystem::exists(path)) {
+      std::ifstream random("/dev/urandom", std::ios::binary);
+      std::string key(32, '\0');
+      random.read(key.data(), static_cast<std::streamsize>(key.size()));
+      const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        const bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size());
+        ::close(fd);
+        if (!ok) return Unavailable("cannot write the snapshot key " + path);
+      }
+    }
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return Unavailable("cannot read the snapshot key " + path);
+  if (key.size() < 16 || key.size() > 4096) {
+    return InvalidArgument("the snapshot key " + path + " must hold 16 to 4096 bytes");
+  }
+  return key;
+}
 
 // Reads a positive number from the environment, or `fallback`.
 double EnvNumber(const char* name, double fallback) {
@@ -85,6 +123,33 @@ int Serve(const ServeExecOptions& o) {
   so.ceilings = node_options->ceilings;
   so.tools = std::move(node_options->tools);
 
+  std::string store_dir = o.session_store;
+  if (const char* d = std::getenv("RLMBOX_SESSION_STORE"); store_dir.empty() && d) store_dir = d;
+  std::string key_file = o.snapshot_key_file;
+  if (const char* k = std::getenv("RLMBOX_SNAPSHOT_KEY_FILE"); key_file.empty() && k) key_file = k;
+  auto snapshot_key = SnapshotKey(key_file, store_dir);
+  if (!snapshot_key.ok()) {
+    std::cerr << "rlmbox: " << snapshot_key.status().message() << "\n";
+    return 64;
+  }
+  std::unique_ptr<service::SessionStore> store;
+  if (!store_dir.empty()) {
+    service::StoreOptions sto;
+    sto.dir = store_dir;
+    sto.max_items = static_cast<size_t>(EnvNumber("RLMBOX_SESSION_STORE_MAX_ITEMS", 20'000));
+    sto.max_bytes = static_cast<uint64_t>(EnvNumber("RLMBOX_SESSION_STORE_MAX_MB", 16 * 1024) * (1 << 20));
+    auto opened = service::SessionStore::Open(sto);
+    if (!opened.ok()) {
+      std::cerr << "rlmbox: " << opened.status().message() << "\n";
+      return 64;
+    }
+    store = std::move(*opened);
+    so.store = store.get();
+  }
+  const double hibernate_s = o.hibernate_after > 0 ? o.hibernate_after
+                                                   : EnvNumber("RLMBOX_HIBERNATE_AFTER", 0);
+  so.hibernate_after = std::chrono::milliseconds(static_cast<int64_t>(hibernate_s * 1000));
+
   // Before any thread exists: every thread inherits the blocked stop signals.
   const sigset_t stop_signals = BlockStopSignals();
 
@@ -92,6 +157,7 @@ int Serve(const ServeExecOptions& o) {
   eo.guest_dir = o.guest_dir.empty() ? DefaultGuestDir() : std::filesystem::path(o.guest_dir);
   eo.module_cache_dir = DefaultModuleCacheDir();
   eo.memory_budget_bytes = MemoryBudgetBytes(o.memory_budget_mb);
+  eo.snapshot_key = *snapshot_key;
   eo.max_sandboxes = static_cast<uint32_t>(so.max_sessions + o.warm + 64);
   auto engine = engine::Engine::Create(eo);
   if (!engine.ok()) {
@@ -141,6 +207,15 @@ void AddServeExecCommand(CLI::App& app, int* exit_code) {
                   "else 3/4 of the cgroup limit or physical memory)");
   cmd->add_option("--tokens-file", o->tokens_file,
                   "Tenants: one `TENANT TOKEN` pair per line (docs/security.md)");
+  cmd->add_option("--session-store", o->session_store,
+                  "Directory for snapshots and hibernated sessions; sessions are saved there on "
+                  "SIGTERM and resumed on restart (default: RLMBOX_SESSION_STORE; none: in memory)");
+  cmd->add_option("--hibernate-after", o->hibernate_after,
+                  "Seconds idle before a session is saved to the store and leaves memory "
+                  "(default: RLMBOX_HIBERNATE_AFTER, else only when MAX_SESSIONS are live)");
+  cmd->add_option("--snapshot-key-file", o->snapshot_key_file,
+                  "Key that authenticates snapshots (16+ bytes; default: RLMBOX_SNAPSHOT_KEY_FILE, "
+                  "else STORE/key, made on first use)");
   cmd->footer(
       "Environment: MAX_SESSIONS (100), SESSION_TTL seconds (3600), EXECUTION_TIMEOUT seconds\n"
       "(30), MAX_REQUEST_BYTES (64 MiB), RLMBOX_TOKEN (bearer token; unset = no auth),\n"
@@ -149,6 +224,8 @@ void AddServeExecCommand(CLI::App& app, int* exit_code) {
       "RLMBOX_TOOLS_DIR, RLMBOX_PROFILES (as the options), OTEL_EXPORTER_OTLP_ENDPOINT\n"
       "(export traces over OTLP/HTTP), RLMBOX_ADVERTISE_URL (this instance's own URL,\n"
       "returned with new sessions so they stick to it behind a load balancer),\n"
+      "RLMBOX_SESSION_STORE, RLMBOX_HIBERNATE_AFTER, RLMBOX_SNAPSHOT_KEY_FILE (as the\n"
+      "options), RLMBOX_SESSION_STORE_MAX_ITEMS (20000), RLMBOX_SESSION_STORE_MAX_MB (16384),\n"
       "LOG_LEVEL (info).");
   cmd->callback([o, exit_code] { *exit_code = Serve(*o); });
 }

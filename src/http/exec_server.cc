@@ -1,4 +1,5 @@
 #include "http/exec_server.h"
+#include "http/exec_server_impl.h"
 
 #include <httplib.h>
 
@@ -51,24 +52,7 @@ class CallerWatch final : public engine::HostCallHandler {
   mutable bool gone_ = false;
 };
 
-using nlohmann::json;
 using service::LogLevel;
-
-constexpr const char* kJson = "application/json";
-constexpr const char* kNdjson = "application/x-ndjson";
-
-std::string Dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// Parses a JSON body; an empty body is `{}` when `empty_ok`.
-Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
-  if (req.body.empty()) {
-    if (empty_ok) return json::object();
-    return InvalidArgument("a JSON body is required");
-  }
-  return ParseJsonBody(req.body);
-}
 
 // "context" in a request: a str is bound as text, anything else as JSON. The
 // text is moved out of the body (a context can be tens of MB), leaving null.
@@ -127,84 +111,13 @@ bool WantsNdjson(const httplib::Request& req) {
 
 }  // namespace
 
-struct ExecServer::Impl {
-  Impl(executor::Executor& ex, ExecServerOptions o)
-      : executor(ex),
-        options(std::move(o)),
-        tenants(options.tenants.auth_required() ? options.tenants
-                                                : service::Tenants::Single(options.token)),
-        profiles(options.profiles.empty() ? service::BuiltinProfiles(options.execution_timeout)
-                                          : options.profiles),
-        sessions(ex, options.max_sessions, options.session_ttl),
-        gate(options.workers ? options.workers
-                             : std::max<size_t>(1, std::thread::hardware_concurrency()),
-             options.max_queue),
-        node_runner(ex, {profiles, options.ceilings, options.tools}),
-        workflows(node_runner, {options.workflow_parallelism, "", 8, 1'000}) {}
-
-  void Reply(httplib::Response& res, int status, const json& body) {
-    res.status = status;
-    res.set_content(Dump(body), kJson);
+Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
+  if (req.body.empty()) {
+    if (empty_ok) return json::object();
+    return InvalidArgument("a JSON body is required");
   }
-
-  void ReplyError(httplib::Response& res, const Status& s) {
-    const std::string code(StatusCodeName(s.code()));
-    metrics.ObserveHostError(code);
-    Reply(res, HttpStatusFor(s), json{{"error", s.message()}, {"code", code}});
-  }
-
-  // The caller's tenant: "" when auth is off; the pre-routing handler has
-  // already refused requests without a known token.
-  std::string TenantOf(const httplib::Request& req) const {
-    if (!tenants.auth_required()) return "";
-    const std::string auth = req.get_header_value("Authorization");
-    constexpr std::string_view kPrefix = "Bearer ";
-    if (auth.rfind(kPrefix, 0) != 0) return "";
-    return tenants.Find(std::string_view(auth).substr(kPrefix.size())).value_or("");
-  }
-
-  Result<std::shared_ptr<service::SessionEntry>> SessionFor(const httplib::Request& req) {
-    return sessions.Get(req.matches[1].str(), TenantOf(req));
-  }
-
-  // A session's turn and a worker slot, in that order, for one entry into its
-  // guest (a request waiting for the session's turn holds no slot).
-  struct Turn {
-    std::unique_lock<std::mutex> session;
-    std::optional<service::GateSlot> slot;
-  };
-  Result<std::shared_ptr<Turn>> TakeTurn(service::SessionEntry& entry) {
-    auto t = std::make_shared<Turn>();
-    t->session = std::unique_lock(entry.turn);
-    if (Status s = gate.Acquire(); !s.ok()) return s;
-    t->slot.emplace(gate);
-    return t;
-  }
-
-  void Routes();
-  void Execute(const httplib::Request& req, httplib::Response& res);
-  void CreateSession(const httplib::Request& req, httplib::Response& res);
-  void SessionExecute(const httplib::Request& req, httplib::Response& res);
-  void StreamSessionExecute(std::shared_ptr<service::SessionEntry> entry, std::string code,
-                            std::optional<engine::ContextValue> context, engine::Limits limits,
-                            httplib::Response& res);
-  void PutContext(const httplib::Request& req, httplib::Response& res);
-  // POST /nodes/execute and POST /workflows/run (plain JSON or NDJSON stream).
-  void RunNodes(const httplib::Request& req, httplib::Response& res, bool workflow);
-
-  executor::Executor& executor;
-  ExecServerOptions options;
-  service::Tenants tenants;
-  std::vector<service::Profile> profiles;
-  service::SessionManager sessions;
-  service::ExecutionGate gate;
-  service::CallRegistry calls;
-  service::Metrics metrics;
-  httplib::Server server;
-  std::atomic<int> bound_port{0};
-  nodes::NodeRunner node_runner;
-  nodes::WorkflowRunner workflows;
-};
+  return ParseJsonBody(req.body);
+}
 
 void ExecServer::Impl::RunNodes(const httplib::Request& req, httplib::Response& res,
                                 bool workflow) {
@@ -323,6 +236,7 @@ void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Respo
     }
     ttl = std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(b["ttl"].get<double>() * 1000)));
   }
+  if (b.contains("from_snapshot")) return CreateFromSnapshot(b, ttl, req, res);
   const std::string tenant = TenantOf(req);
   auto entry = sessions.Create(b["profile"].get<std::string>(), *limits, ttl, tenant);
   if (!entry.ok()) return ReplyError(res, entry.status());
@@ -337,9 +251,7 @@ void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Respo
     }
   }
   service::LogEvent(LogLevel::kInfo, "session_created", {{"session_id", (*entry)->id}});
-  json reply = {{"session_id", (*entry)->id}};
-  if (!options.advertise_url.empty()) reply["endpoint"] = options.advertise_url;
-  Reply(res, 200, reply);
+  Reply(res, 200, NewSessionReply((*entry)->id));
 }
 
 void ExecServer::Impl::SessionExecute(const httplib::Request& req, httplib::Response& res) {
@@ -625,7 +537,10 @@ ExecServer::ExecServer(executor::Executor& executor, ExecServerOptions options)
   s.server.set_logger([&s](const httplib::Request& req, const httplib::Response& res) {
     s.metrics.ObserveHttp(req.method, res.status);
   });
+  s.metrics.SetGauge("wasm_sessions_hibernated", "Sessions saved to the session store, not in memory.",
+                     [&s] { return static_cast<double>(s.sessions.hibernated()); });
   s.Routes();
+  s.SnapshotRoutes();
 }
 
 ExecServer::~ExecServer() = default;
@@ -644,6 +559,16 @@ Status ExecServer::Run() {
   GuardConnections(s.options.connections, s.options.http_threads);
   s.server.listen_after_bind();
   ReleaseConnectionThreads(s.options.http_threads);
+  // Stopping (SIGTERM): every session goes to the store, to resume on restart.
+  if (s.sessions.store().on_disk()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t saved = s.sessions.HibernateAll();
+    service::LogEvent(LogLevel::kInfo, "sessions_saved",
+                      {{"sessions", saved},
+                       {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - t0)
+                                  .count()}});
+  }
   return Status::Ok();
 }
 

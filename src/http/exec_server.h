@@ -16,6 +16,7 @@
 #include "http/conn_guard.h"
 #include "nodes/node_runner.h"
 #include "service/profiles.h"
+#include "service/session_store.h"
 #include "service/tenants.h"
 
 namespace rlmbox::http {
@@ -45,6 +46,10 @@ struct ExecServerOptions {
   std::vector<service::Profile> profiles;
   nodes::ToolRegistry tools;
   size_t workflow_parallelism = 2;  // nodes of one workflow run at once
+  // Snapshots and hibernated sessions (service/session_store.h); null: in
+  // memory, no hibernation. Not owned.
+  service::SessionStore* store = nullptr;
+  std::chrono::milliseconds hibernate_after{0};  // idle time before hibernating; 0: never
 };
 
 class ExecServer {
