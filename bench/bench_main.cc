@@ -20,9 +20,13 @@
 #include <thread>
 #include <vector>
 
+#include <filesystem>
+#include <random>
+
 #include "cli/runtime_paths.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
+#include "service/session_manager.h"
 
 namespace {
 
@@ -92,7 +96,8 @@ int main(int argc, char** argv) {
   engine::EngineOptions eo;
   eo.guest_dir = cli::DefaultGuestDir();
   eo.module_cache_dir = cli::DefaultModuleCacheDir();
-  eo.max_sandboxes = static_cast<uint32_t>(n_idle + 16);
+  // The store section keeps 100 sessions live beside the warm pool.
+  eo.max_sandboxes = static_cast<uint32_t>(std::max(3 * n_idle, 100) + 64);
   auto t0 = Clock::now();
   auto engine = engine::Engine::Create(eo);
   if (!engine.ok()) {
@@ -243,6 +248,116 @@ int main(int argc, char** argv) {
     uint64_t after = PrivateBytes();
     std::printf("\nidle session (after one cell)  %.2f MiB private each over %d sessions  target <= 4 MiB\n",
                 static_cast<double>(after - before) / n_idle / (1 << 20), n_idle);
+  }
+  // 5. Session snapshots: seal, restore, fork, the store.
+  {
+    auto ms_since = [](Clock::time_point t) {
+      return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+    };
+    auto s = ex.CreateSession();
+    if (!s.ok()) return 8;
+    // An idle RLM-shaped session: a few variables and a helper after some cells.
+    (void)(*s)->Execute("import re, collections\nchunks = [str(i) * 10 for i in range(1000)]\n"
+                        "def count(t): return collections.Counter(t.split())\nx = 1", limits, nullptr);
+    std::vector<double> snap_ms, restore_ms;
+    std::string sealed;
+    for (int i = 0; i < (quick ? 50 : 300); ++i) {
+      auto t = Clock::now();
+      auto r = (*s)->Snapshot("{}");
+      snap_ms.push_back(ms_since(t));
+      if (!r.ok()) return 9;
+      sealed = std::move(*r);
+    }
+    for (int i = 0; i < (quick ? 50 : 300); ++i) {
+      auto t = Clock::now();
+      auto r = ex.RestoreSession(sealed, nullptr);
+      restore_ms.push_back(ms_since(t));
+      if (!r.ok()) return 10;
+    }
+    std::printf("\nsession snapshot (idle, sealed)  p50 %.3f ms  p99 %.3f ms  %.2f MB  target <= 5 ms, <= 2 MB\n",
+                Percentile(snap_ms, 0.5), Percentile(snap_ms, 0.99),
+                static_cast<double>(sealed.size()) / 1e6);
+    std::printf("session restore (from bytes)     p50 %.3f ms  p99 %.3f ms  target <= 2 ms\n",
+                Percentile(restore_ms, 0.5), Percentile(restore_ms, 0.99));
+    const int per_fork = 16;
+    std::vector<double> fork_ms;
+    for (int i = 0; i < (quick ? 5 : 20); ++i) {
+      auto t = Clock::now();
+      auto kids = (*s)->Fork(per_fork);
+      fork_ms.push_back(ms_since(t) / per_fork);
+      if (!kids.ok()) return 11;
+    }
+    std::vector<std::unique_ptr<executor::Session>> kept;
+    const uint64_t before = PrivateBytes();
+    auto kids = (*s)->Fork(static_cast<size_t>(n_idle));
+    if (!kids.ok()) return 12;
+    const uint64_t after = PrivateBytes();
+    std::printf("fork (%d children per call)      p50 %.3f ms per child  target <= 1 ms; "
+                "%.2f MiB private per child over %d\n",
+                per_fork, Percentile(fork_ms, 0.5),
+                static_cast<double>(after - before) / n_idle / (1 << 20), n_idle);
+  }
+  // 6. The session store: many hibernated sessions, a few live; wake latency.
+  {
+    const int hibernated = quick ? 500 : 10'000;
+    const size_t live = 100;
+    const std::filesystem::path dir =
+        std::filesystem::current_path() / ("rlmbox-bench-store-" + std::to_string(::getpid()));
+    struct RemoveAtExit {
+      std::filesystem::path dir;
+      ~RemoveAtExit() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+      }
+    } remove_at_exit{dir};
+    service::StoreOptions so;
+    so.dir = dir.string();
+    auto store = service::SessionStore::Open(so);
+    if (!store.ok()) return 13;
+    double wake_p50 = 0, wake_p99 = 0, create_p50 = 0;
+    uint64_t store_bytes = 0;
+    {
+      service::SessionManager sessions(
+          ex, service::SessionManagerOptions{.max_sessions = live, .store = store->get()});
+      std::vector<std::string> ids;
+      std::vector<double> create_ms;
+      for (int i = 0; i < hibernated + static_cast<int>(live); ++i) {
+        auto t = Clock::now();
+        auto e = sessions.Create("rlm", limits, std::chrono::hours(1));
+        if (!e.ok()) {
+          std::fprintf(stderr, "store: %s\n", e.status().ToString().c_str());
+          return 14;
+        }
+        {
+          std::lock_guard turn((*e)->turn);
+          (void)(*e)->session->Execute("x = " + std::to_string(i), limits, nullptr);
+        }
+        create_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+        ids.push_back((*e)->id);
+      }
+      create_p50 = Percentile(create_ms, 0.5);
+      store_bytes = (*store)->bytes();
+      std::printf("\nsession store: %zu hibernated + %zu live (MAX_SESSIONS=%zu), %.1f GB on disk; "
+                  "create+cell while full p50 %.2f ms\n",
+                  sessions.hibernated(), sessions.size(), live,
+                  static_cast<double>(store_bytes) / 1e9, create_p50);
+      std::mt19937 rng(7);
+      std::vector<double> wake_ms;
+      for (int i = 0; i < (quick ? 50 : 300); ++i) {
+        const std::string& id = ids[rng() % static_cast<size_t>(hibernated)];
+        auto e = sessions.Get(id);
+        if (!e.ok()) return 15;
+        auto t = Clock::now();
+        std::lock_guard turn((*e)->turn);
+        if (!sessions.Wake(**e).ok()) return 16;
+        wake_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+      }
+      wake_p50 = Percentile(wake_ms, 0.5);
+      wake_p99 = Percentile(wake_ms, 0.99);
+      std::printf("wake from the store (read, verify, restore; an idle one hibernates for room) "
+                  "p50 %.3f ms  p99 %.3f ms\n",
+                  wake_p50, wake_p99);
+    }
   }
   return 0;
 }
