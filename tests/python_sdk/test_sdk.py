@@ -151,3 +151,29 @@ def test_metrics_route(client):
     client.execute("1")
     text = client.metrics()
     assert "wasm_executions_total" in text and "wasm_sessions_active" in text
+
+
+@pytest.mark.http_only
+def test_snapshot_restore_and_fork_over_http(client):
+    with client.session(context="one two three") as s:
+        s.execute("import random\ndef words(): return len(context.split())\nn = 5")
+        snap = s.snapshot()
+        assert snap.snapshot_id and 0 < snap.bytes < 2 << 20
+        s.execute("n = 0")
+        with client.restore(snap) as r:
+            assert r.execute("print(n, words())").stdout == "5 3\n"
+            assert r.get_var("n").value == 5
+        kids = s.fork(2)
+        try:
+            assert [k.execute("n").stdout for k in kids] == ["0\n", "0\n"]
+            kids[0].execute("n = 9")
+            assert kids[1].execute("n").stdout == "0\n" and s.execute("n").stdout == "0\n"
+            draws = {k.execute("random.random()").stdout for k in kids}
+            assert len(draws) == 2
+        finally:
+            for k in kids:
+                k.close()
+        client.delete_snapshot(snap)
+        with pytest.raises(RlmboxError) as e:
+            client.restore(snap.snapshot_id)
+        assert e.value.status == 404

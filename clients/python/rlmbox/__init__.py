@@ -18,7 +18,7 @@ _LAZY = {
     "Sandbox": "._inprocess", "Session": "._inprocess", "AsyncSandbox": "._inprocess",
     "AsyncSession": "._inprocess", "LocalExecClient": "._inprocess",
     "configure": "._inprocess", "engine_info": "._inprocess",
-    "ExecClient": ".client", "RLMClient": ".client", "RLMResult": ".client",
+    "ExecClient": ".client", "RLMClient": ".client", "RLMResult": ".client", "Snapshot": ".client",
     "AsyncExecClient": ".aio",
 }
 _RENAMED = {"RemoteSession": (".client", "Session"), "AsyncRemoteSession": (".aio", "AsyncSession")}
@@ -26,7 +26,7 @@ _RENAMED = {"RemoteSession": (".client", "Session"), "AsyncRemoteSession": (".ai
 __all__ = ["Sandbox", "Session", "AsyncSandbox", "AsyncSession", "LocalExecClient",
            "configure", "engine_info", "ExecClient", "AsyncExecClient", "RemoteSession",
            "AsyncRemoteSession", "ExecutionResult", "VarValue", "RLMClient", "RLMResult",
-           "RlmboxError", "HostCallError"]
+           "RlmboxError", "HostCallError", "Snapshot"]
 
 
 def __getattr__(name):

@@ -9,7 +9,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from ._common import (ExecutionResult, HostCallError, RlmboxError, VarValue,  # noqa: F401
+from ._common import (ExecutionResult, HostCallError, RlmboxError, VarValue, _Record,  # noqa: F401
                       _answer_call)
 
 LlmFn = Callable[..., str]
@@ -40,6 +40,7 @@ class _Http:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
+        self.url = url
         self.https = u.scheme == "https"
         self.host = u.hostname
         self.port = u.port or (443 if self.https else 80)
@@ -139,6 +140,17 @@ def _stream(h: "_Http", path: str, body: Dict[str, Any],
         c.close()
 
 
+class Snapshot(_Record):
+    """A sealed session state kept by the service (Session.snapshot())."""
+
+    __slots__ = ("snapshot_id", "bytes", "endpoint")
+
+    def __init__(self, snapshot_id: str, bytes: int, endpoint: Optional[str] = None):
+        self.snapshot_id = snapshot_id
+        self.bytes = bytes
+        self.endpoint = endpoint
+
+
 class Session:
     """A stateful REPL on the service. Use as a context manager; close() deletes it."""
 
@@ -187,6 +199,21 @@ class Session:
         j = self._http.request("GET", f"/session/{self.session_id}/vars/{urllib.parse.quote(name)}")
         return VarValue(name=j.get("name", name), value=j.get("value"), text=j.get("text", ""),
                         type=j.get("type", ""))
+
+    def snapshot(self) -> "Snapshot":
+        """Seals the session's state between cells on the service (POST
+        /session/{id}/snapshot); ExecClient.restore() makes sessions from it."""
+        j = self._http.request("POST", f"/session/{self.session_id}/snapshot", {})
+        endpoint = self._http.url if self._http is not self._client._http else None
+        return Snapshot(snapshot_id=j["snapshot_id"], bytes=j["bytes"], endpoint=endpoint)
+
+    def fork(self, n: int) -> List["Session"]:
+        """`n` new sessions with this one's state, each with its own randomness
+        (POST /session/{id}/fork); they share nothing with it afterwards."""
+        j = self._http.request("POST", f"/session/{self.session_id}/fork", {"count": n})
+        endpoint = j.get("endpoint") or (self._http.url if self._http is not self._client._http else None)
+        return [Session(self._client, sid, self._llm, self._llm_batched, self._rlm, endpoint=endpoint)
+                for sid in j["session_ids"]]
 
     def close(self) -> None:
         if self.closed:
@@ -238,6 +265,27 @@ class ExecClient:
         j = self._http.request("POST", "/session", _fields(context=context, profile=profile, ttl=ttl))
         return Session(self, j["session_id"], llm_query, llm_query_batched, rlm_query,
                        endpoint=j.get("endpoint"))
+
+    def restore(self, snapshot: Any, ttl: Optional[float] = None,
+                llm_query: Optional[LlmFn] = None, llm_query_batched=None,
+                rlm_query: Optional[LlmFn] = None) -> Session:
+        """A new session from a Snapshot (or its id): POST /session {"from_snapshot"}."""
+        sid, http = self._snapshot_target(snapshot)
+        j = http.request("POST", "/session", _fields(from_snapshot=sid, ttl=ttl))
+        return Session(self, j["session_id"], llm_query, llm_query_batched, rlm_query,
+                       endpoint=j.get("endpoint") or getattr(snapshot, "endpoint", None))
+
+    def delete_snapshot(self, snapshot: Any) -> None:
+        sid, http = self._snapshot_target(snapshot)
+        http.request("DELETE", f"/snapshots/{urllib.parse.quote(sid)}")
+
+    def _snapshot_target(self, snapshot: Any):
+        if isinstance(snapshot, Snapshot):
+            http = self._http
+            if snapshot.endpoint:
+                http = _Http(snapshot.endpoint, http.token, http.timeout, http.retries)
+            return snapshot.snapshot_id, http
+        return str(snapshot), self._http
 
     def sessions(self) -> List[Dict[str, Any]]:
         return self._http.request("GET", "/sessions")["sessions"]
