@@ -238,6 +238,57 @@ class NativeSession {
     g_sessions.insert(this);
   }
 
+  // A session restored from sealed bytes (Snapshot) of this process's engine.
+  static std::unique_ptr<NativeSession> Restore(const py::bytes& sealed) {
+    std::shared_ptr<Runtime> rt = RuntimeOrRaise();
+    std::string bytes = sealed;
+    Result<std::unique_ptr<executor::Session>> s = [&] {
+      py::gil_scoped_release nogil;
+      return rt->executor->RestoreSession(bytes, nullptr);
+    }();
+    if (!s.ok()) Raise(s.status());
+    return std::unique_ptr<NativeSession>(new NativeSession(std::move(rt), std::move(*s)));
+  }
+
+  // The session's state between cells, sealed (engine/snapshot.h).
+  py::bytes Snapshot() {
+    Result<std::string> r = [&]() -> Result<std::string> {
+      py::gil_scoped_release nogil;
+      std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+      if (!lock.owns_lock()) {
+        return FailedPrecondition("the session is running a cell; a snapshot is taken between cells");
+      }
+      if (!session_) return FailedPrecondition("the session is closed");
+      return session_->Snapshot("");
+    }();
+    if (!r.ok()) Raise(r.status());
+    return py::bytes(*r);
+  }
+
+  // `count` independent copies, each with its own randomness.
+  py::list Fork(size_t count) {
+    if (count < 1 || count > 1024) throw py::value_error("n must be in [1, 1024]");
+    std::shared_ptr<Runtime> rt;
+    Result<std::vector<std::unique_ptr<executor::Session>>> r =
+        [&]() -> Result<std::vector<std::unique_ptr<executor::Session>>> {
+      py::gil_scoped_release nogil;
+      std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+      if (!lock.owns_lock()) {
+        return FailedPrecondition("the session is running a cell; fork it between cells");
+      }
+      if (!session_) return FailedPrecondition("the session is closed");
+      rt = runtime_;
+      return session_->Fork(count);
+    }();
+    if (!r.ok()) Raise(r.status());
+    py::list out;
+    for (auto& child : *r) {
+      out.append(py::cast(new NativeSession(rt, std::move(child)),
+                          py::return_value_policy::take_ownership));
+    }
+    return out;
+  }
+
   ~NativeSession() {
     py::gil_scoped_release nogil;
     Close();
@@ -314,6 +365,13 @@ class NativeSession {
   }
 
  private:
+  NativeSession(std::shared_ptr<Runtime> rt, std::unique_ptr<executor::Session> session)
+      : runtime_(std::move(rt)), session_(std::move(session)) {
+    py::gil_scoped_release nogil;
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_sessions.insert(this);
+  }
+
   std::mutex mu_;
   std::shared_ptr<Runtime> runtime_;           // guarded by mu_
   std::unique_ptr<executor::Session> session_;  // guarded by mu_
@@ -396,6 +454,9 @@ PYBIND11_MODULE(_native, m) {
            py::arg("limits"))
       .def("get_var", &NativeSession::GetVar, py::arg("name"), py::arg("limits"))
       .def("memory_bytes", &NativeSession::MemoryBytes)
+      .def("snapshot", &NativeSession::Snapshot)
+      .def("fork", &NativeSession::Fork, py::arg("n"))
+      .def_static("restore", &NativeSession::Restore, py::arg("sealed"))
       .def_property_readonly("closed", &NativeSession::closed)
       .def("close", [](NativeSession& s) {
         py::gil_scoped_release nogil;

@@ -18,6 +18,7 @@ Give `remote="http://host:port"` to run the same calls on an execution plane
 from __future__ import annotations
 
 import atexit
+import copy
 import contextvars
 import json
 import os
@@ -473,6 +474,64 @@ class Session:
         if self._remote is not None:
             raise NotImplementedError("memory_bytes() is for in-process sessions")
         return self._handle().memory_bytes()
+
+    def snapshot(self):
+        """The session's state between cells: sealed bytes (in-process; they restore
+        in this process, whose engine holds the key) or, for a remote session, a
+        Snapshot kept by the service. Refused while a cell runs."""
+        if self._remote is not None:
+            return self._remote.snapshot()
+        return self._handle().snapshot()
+
+    def fork(self, n: int) -> List["Session"]:
+        """`n` new sessions with this one's state and settings, each with its own
+        randomness; they share nothing with it or each other afterwards."""
+        if self._remote is not None:
+            return [self._adopt(remote=child) for child in self._remote.fork(n)]
+        return [self._adopt(native=child) for child in self._handle().fork(n)]
+
+    @classmethod
+    def restore(cls, snapshot, remote: Optional[str] = None, token: Optional[str] = None,
+                **settings: Any) -> "Session":
+        """A session from Session.snapshot()'s result; `settings` as for Session()
+        (callbacks, tools, limits for later cells; the snapshot's context is kept)."""
+        if settings.get("context") is not None:
+            raise ValueError("a restored session keeps the snapshot's context")
+        settings.pop("context", None)
+        shell = cls.__new__(cls)
+        shell._callbacks, shell._imports, shell._request = _settings(
+            settings.get("profile") or "rlm", settings.get("timeout"), settings.get("memory_mb"),
+            settings.get("fuel"), settings.get("max_output_bytes"), settings.get("allowed_imports"),
+            settings.get("llm_query"), settings.get("llm_query_batched"), settings.get("rlm_query"),
+            settings.get("tools"), settings.get("batch_parallelism", 8), settings.get("cpu_time"))
+        shell._remote = None
+        shell._native = None
+        if remote or not isinstance(snapshot, (bytes, bytearray)):
+            if not remote:
+                raise ValueError("a service's Snapshot restores with remote=URL")
+            cb = shell._callbacks
+            client = ExecClient(remote, token)
+            shell._remote = client.restore(snapshot, llm_query=cb.llm,
+                                           llm_query_batched=cb.llm_batched, rlm_query=cb.rlm)
+            shell.session_id = shell._remote.session_id
+            return shell
+        shell._limits = _resolve(shell._request)
+        shell._native = _runtime().Session.restore(bytes(snapshot))
+        shell.session_id = f"local-{id(shell):x}"
+        return shell
+
+    def _adopt(self, native=None, remote=None) -> "Session":
+        child = type(self).__new__(type(self))
+        # Its own callbacks object, so set_tools() on one does not change the other.
+        child._callbacks = copy.copy(self._callbacks)
+        child._imports, child._request = self._imports, self._request
+        child._remote, child._native = remote, native
+        if remote is not None:
+            child.session_id = remote.session_id
+        else:
+            child._limits = self._limits
+            child.session_id = f"local-{id(child):x}"
+        return child
 
     def close(self) -> None:
         if self._remote is not None:

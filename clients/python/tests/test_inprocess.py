@@ -372,3 +372,29 @@ def test_serve_exec_from_the_venv_and_the_same_code_remote():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_snapshot_restore_and_fork_in_process():
+    with Session(context="one two three") as s:
+        s.execute("import random\ndef words(): return len(context.split())\nclass K: pass\nk = K()\nk.n = 5")
+        sealed = s.snapshot()
+        assert isinstance(sealed, bytes) and 0 < len(sealed) < 2 << 20
+        s.execute("k.n = 0")
+        with Session.restore(sealed) as r:
+            assert r.execute("print(k.n, words())").stdout == "5 3\n"
+            assert r.get_var("k").type == "K"
+        kids = s.fork(3)
+        try:
+            kids[0].execute("k.n = 9")
+            assert [c.execute("k.n").stdout for c in kids] == ["9\n", "0\n", "0\n"]
+            assert s.execute("k.n").stdout == "0\n"
+            assert len({c.execute("random.random()").stdout for c in kids}) == 3
+        finally:
+            for c in kids:
+                c.close()
+        tampered = bytearray(sealed)
+        tampered[len(tampered) // 2] ^= 1
+        with pytest.raises(ValueError, match="not authentic"):
+            Session.restore(bytes(tampered))
+        with pytest.raises(ValueError):
+            Session.restore(sealed[:100])
