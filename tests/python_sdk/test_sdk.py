@@ -120,6 +120,15 @@ def test_async_client(svc):
         async with await c.session() as s:
             await s.execute("v = 'async'")
             assert (await s.get_var("v")).text == "async"
+            snap = await s.snapshot()
+            kids = await s.fork(2)
+            await kids[0].execute("v = 'kid'")
+            assert [(await k.get_var("v")).text for k in kids] == ["kid", "async"]
+            async with await c.restore(snap) as r:
+                assert (await r.get_var("v")).text == "async"
+            await c.delete_snapshot(snap)
+            for k in kids:
+                await k.close()
     asyncio.run(main())
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Dict, List, Optional
 
-from .client import ExecClient, ExecutionResult, LlmFn, Session, VarValue
+from .client import ExecClient, ExecutionResult, LlmFn, Session, Snapshot, VarValue
 
 
 class AsyncSession:
@@ -29,6 +29,12 @@ class AsyncSession:
 
     async def get_var(self, name: str) -> VarValue:
         return await asyncio.to_thread(self._s.get_var, name)
+
+    async def snapshot(self) -> Snapshot:
+        return await asyncio.to_thread(self._s.snapshot)
+
+    async def fork(self, n: int) -> List["AsyncSession"]:
+        return [AsyncSession(s) for s in await asyncio.to_thread(self._s.fork, n)]
 
     async def close(self) -> None:
         await asyncio.to_thread(self._s.close)
@@ -66,6 +72,16 @@ class AsyncExecClient:
                            rlm_query: Optional[LlmFn] = None) -> Dict[str, Any]:
         return await asyncio.to_thread(self._c.run_workflow, workflow, inputs, llm_query,
                                        rlm_query)
+
+    async def restore(self, snapshot: Any, ttl: Optional[float] = None,
+                      llm_query: Optional[LlmFn] = None, llm_query_batched=None,
+                      rlm_query: Optional[LlmFn] = None) -> AsyncSession:
+        s = await asyncio.to_thread(self._c.restore, snapshot, ttl, llm_query, llm_query_batched,
+                                    rlm_query)
+        return AsyncSession(s)
+
+    async def delete_snapshot(self, snapshot: Any) -> None:
+        await asyncio.to_thread(self._c.delete_snapshot, snapshot)
 
     async def sessions(self) -> List[Dict[str, Any]]:
         return await asyncio.to_thread(self._c.sessions)
