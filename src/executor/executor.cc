@@ -119,27 +119,27 @@ Result<std::unique_ptr<Session>> Executor::RestoreSession(std::string_view seale
   return session;
 }
 
-Result<std::string> Session::Snapshot(std::string_view outer) {
-  std::unique_lock lock(mu_, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    return FailedPrecondition("the session is running a cell; a snapshot is taken between cells");
-  }
+Result<engine::SandboxImage> Session::CaptureBetweenCells(std::unique_lock<std::mutex>& lock,
+                                                          std::string_view refusal) {
+  if (!lock.owns_lock()) return FailedPrecondition(std::string(refusal));
   if (!sandbox_ || !sandbox_->usable()) {
     return FailedPrecondition("the session's sandbox was stopped; run a cell first");
   }
-  ASSIGN_OR_RETURN(engine::SandboxImage image, sandbox_->Capture());
+  return sandbox_->Capture();
+}
+
+Result<std::string> Session::Snapshot(std::string_view outer) {
+  std::unique_lock lock(mu_, std::try_to_lock);
+  ASSIGN_OR_RETURN(engine::SandboxImage image,
+                   CaptureBetweenCells(lock, "the session is running a cell; a snapshot is "
+                                             "taken between cells"));
   return executor_.engine().Seal(image, PackHostState(fuel_, context_.get(), outer));
 }
 
 Result<std::vector<std::unique_ptr<Session>>> Session::Fork(size_t count) {
   std::unique_lock lock(mu_, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    return FailedPrecondition("the session is running a cell; fork it between cells");
-  }
-  if (!sandbox_ || !sandbox_->usable()) {
-    return FailedPrecondition("the session's sandbox was stopped; run a cell first");
-  }
-  ASSIGN_OR_RETURN(engine::SandboxImage image, sandbox_->Capture());
+  ASSIGN_OR_RETURN(engine::SandboxImage image,
+                   CaptureBetweenCells(lock, "the session is running a cell; fork it between cells"));
   std::vector<std::unique_ptr<Session>> forks;
   forks.reserve(count);
   for (size_t i = 0; i < count; ++i) {

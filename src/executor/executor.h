@@ -107,6 +107,10 @@ class Session {
  private:
   friend class Executor;
   Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox, bool fuel);
+  // The sandbox's image when `lock` (a try_lock of mu_) was taken and the
+  // sandbox is usable; else kFailedPrecondition (`refusal` while a cell runs).
+  Result<engine::SandboxImage> CaptureBetweenCells(std::unique_lock<std::mutex>& lock,
+                                                   std::string_view refusal);
   Status EnsureSandbox(const engine::Limits& limits);
 
   Executor& executor_;

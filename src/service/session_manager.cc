@@ -94,6 +94,19 @@ Result<Outer> ParseOuter(const std::string& text) {
   return out;
 }
 
+struct Restored {
+  std::unique_ptr<executor::Session> session;
+  Outer outer;
+};
+
+// A session and the manager's state from sealed bytes (authenticated by the engine).
+Result<Restored> RestoreSealed(executor::Executor& executor, const std::string& sealed) {
+  std::string outer_text;
+  ASSIGN_OR_RETURN(auto session, executor.RestoreSession(sealed, &outer_text));
+  ASSIGN_OR_RETURN(Outer outer, ParseOuter(outer_text));
+  return Restored{std::move(session), std::move(outer)};
+}
+
 // Whether `tenant` owns the entry (by name, or by tag for one found in the
 // store at start-up). The caller holds the manager's mu_.
 bool Owns(const SessionEntry& e, const std::string& tenant, const std::string& tag = "") {
@@ -254,25 +267,21 @@ Status SessionManager::Wake(SessionEntry& e) {
   auto sealed = store_->Get(SessionStore::Kind::kSession, e.id, tenant);
   if (!sealed.ok()) return NotFound("Session not found");
   RETURN_IF_ERROR(ReserveLive(&e));
-  std::string outer_text;
-  auto session = executor_.RestoreSession(*sealed, &outer_text);
-  if (!session.ok()) {
+  auto restored = RestoreSealed(executor_, *sealed);
+  if (!restored.ok() || restored->outer.id != e.id || restored->outer.tenant != tenant) {
     ReleaseLive();
-    return session.status();
-  }
-  auto outer = ParseOuter(outer_text);
-  if (!outer.ok() || outer->id != e.id || outer->tenant != tenant) {
-    ReleaseLive();
+    if (!restored.ok()) return restored.status();
     return InvalidArgument("the stored state of session " + e.id + " is not this session's");
   }
+  const Outer& outer = restored->outer;
   if (!e.fields_known.load()) {  // found in the store at start-up: its own fields come back
-    e.profile = outer->profile;
-    e.limits = outer->limits;
-    e.ttl = std::chrono::milliseconds(outer->ttl_ms);
-    e.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(outer->created_ms));
-    e.executions = outer->executions;
+    e.profile = outer.profile;
+    e.limits = outer.limits;
+    e.ttl = std::chrono::milliseconds(outer.ttl_ms);
+    e.created = std::chrono::system_clock::time_point(std::chrono::milliseconds(outer.created_ms));
+    e.executions = outer.executions;
   }
-  e.session = std::move(*session);
+  e.session = std::move(restored->session);
   e.last_used_ms = SteadyNowMs();
   e.fields_known = true;
   std::lock_guard lock(mu_);
@@ -429,20 +438,15 @@ Result<std::shared_ptr<SessionEntry>> SessionManager::CreateFromSnapshot(
   auto sealed = store_->Get(SessionStore::Kind::kSnapshot, snapshot_id, tenant);
   if (!sealed.ok()) return NotFound("Snapshot not found");
   RETURN_IF_ERROR(ReserveLive(nullptr));
-  std::string outer_text;
-  auto session = executor_.RestoreSession(*sealed, &outer_text);
-  if (!session.ok()) {
+  auto restored = RestoreSealed(executor_, *sealed);
+  if (!restored.ok() || restored->outer.tenant != tenant) {
     ReleaseLive();
-    return session.status();
+    return restored.ok() ? NotFound("Snapshot not found") : restored.status();
   }
-  auto outer = ParseOuter(outer_text);
-  if (!outer.ok() || outer->tenant != tenant) {
-    ReleaseLive();
-    return outer.ok() ? NotFound("Snapshot not found") : outer.status();
-  }
-  auto entry = NewEntry(std::move(*session), outer->profile, outer->limits,
-                        ttl.count() > 0 ? ttl : std::chrono::milliseconds(outer->ttl_ms), tenant);
-  entry->executions = outer->executions;
+  const Outer& outer = restored->outer;
+  auto entry = NewEntry(std::move(restored->session), outer.profile, outer.limits,
+                        ttl.count() > 0 ? ttl : std::chrono::milliseconds(outer.ttl_ms), tenant);
+  entry->executions = outer.executions;
   Insert(entry);
   return entry;
 }
