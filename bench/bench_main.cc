@@ -1,7 +1,10 @@
 // rlmbox_bench: the figures of design §8 for the engine and executor, each
 // printed next to its target, with native CPython measured in the same run.
 //
-//   rlmbox_bench [--quick] [--native-python PATH]... [--pyodide bench/pyodide/bench.mjs]
+//   rlmbox_bench [--quick] [--only SECTION]... [--native-python PATH]...
+//                [--pyodide bench/pyodide/bench.mjs]
+//
+// SECTION: fresh, session, cpu, memory, snapshots, store (default: all).
 //
 // Not a test: numbers are printed, never asserted. docs/benchmarks.md records
 // a run and the command that produced it.
@@ -17,6 +20,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -81,13 +85,18 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::vector<std::string> natives;
   std::string pyodide_script;
+  std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") quick = true;
+    if (a == "--only" && i + 1 < argc) only.push_back(argv[++i]);
     if (a == "--native-python" && i + 1 < argc) natives.push_back(argv[++i]);
     if (a == "--pyodide" && i + 1 < argc) pyodide_script = argv[++i];
   }
   if (natives.empty()) natives.push_back("python3");
+  auto want = [&only](std::string_view section) {
+    return only.empty() || std::find(only.begin(), only.end(), section) != only.end();
+  };
   const int n_fresh = quick ? 200 : 2000;
   const int n_session = quick ? 500 : 5000;
   const int n_idle = quick ? 20 : 100;
@@ -116,7 +125,7 @@ int main(int argc, char** argv) {
   limits.timeout = std::chrono::seconds(30);
 
   // 1. Fresh-sandbox execute of `pass` through the executor (warm pool).
-  {
+  if (want("fresh")) {
     std::vector<double> ms;
     executor::ExecuteRequest req;
     req.code = "pass";
@@ -136,7 +145,7 @@ int main(int argc, char** argv) {
   // 1a. The same, paced at one request per 2 ms: the latency a caller sees when
   // the pool's background thread keeps up (back-to-back above measures the
   // pool's refill rate instead).
-  {
+  if (want("fresh")) {
     std::vector<double> ms;
     executor::ExecuteRequest req;
     req.code = "pass";
@@ -154,7 +163,7 @@ int main(int argc, char** argv) {
                 Percentile(ms, 0.5), Percentile(ms, 0.99));
   }
   // 1b. Where a fresh execute's time goes, measured on this thread alone.
-  {
+  if (want("fresh")) {
     std::vector<double> inst, prime, exec, teardown, faults;
     for (int i = 0; i < n_fresh / 4; ++i) {
       auto t = Clock::now();
@@ -182,7 +191,7 @@ int main(int argc, char** argv) {
                 Percentile(exec, 0.5), Percentile(teardown, 0.5));
   }
   // 2. Session execute of `x = 1`.
-  {
+  if (want("session")) {
     auto s = ex.CreateSession();
     if (!s.ok()) return 3;
     std::vector<double> ms;
@@ -196,7 +205,7 @@ int main(int argc, char** argv) {
                 Percentile(ms, 0.99));
   }
   // 3. CPU-bound Python: sandbox vs native CPython.
-  {
+  if (want("cpu")) {
     auto s = ex.CreateSession();
     if (!s.ok()) return 5;
     std::vector<double> secs;
@@ -222,7 +231,7 @@ int main(int argc, char** argv) {
     }
   }
   // 3b. Pyodide in Node.js, the seeds' own choice, on the same expression.
-  if (!pyodide_script.empty()) {
+  if (want("cpu") && !pyodide_script.empty()) {
     std::string out = RunCommand("node '" + pyodide_script + "' " + std::to_string(cpu_reps) +
                                  " 2>/dev/null");
     auto j = nlohmann::json::parse(out, nullptr, false);
@@ -236,7 +245,7 @@ int main(int argc, char** argv) {
     }
   }
   // 4. Private memory per idle session.
-  {
+  if (want("memory")) {
     std::vector<std::unique_ptr<executor::Session>> sessions;
     uint64_t before = PrivateBytes();
     for (int i = 0; i < n_idle; ++i) {
@@ -250,7 +259,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(after - before) / n_idle / (1 << 20), n_idle);
   }
   // 5. Session snapshots: seal, restore, fork, the store.
-  {
+  if (want("snapshots")) {
     auto ms_since = [](Clock::time_point t) {
       return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
     };
@@ -279,6 +288,32 @@ int main(int argc, char** argv) {
                 static_cast<double>(sealed.size()) / 1e6);
     std::printf("session restore (from bytes)     p50 %.3f ms  p99 %.3f ms  target <= 2 ms\n",
                 Percentile(restore_ms, 0.5), Percentile(restore_ms, 0.99));
+    // Where a restore's time goes, on this thread: verify and open the sealed
+    // bytes, a new sandbox alone, a restore of the opened image, a reseed.
+    {
+      std::vector<double> open_ms, fresh_ms, image_ms, reseed_ms;
+      for (int i = 0; i < (quick ? 50 : 300); ++i) {
+        auto t = Clock::now();
+        auto image = (*engine)->Open(sealed, nullptr);
+        open_ms.push_back(ms_since(t));
+        if (!image.ok()) return 10;
+        t = Clock::now();
+        auto fresh = (*engine)->NewSandbox();
+        fresh_ms.push_back(ms_since(t));
+        fresh->reset();
+        t = Clock::now();
+        auto sb = (*engine)->Restore(*image);
+        image_ms.push_back(ms_since(t));
+        if (!sb.ok()) return 10;
+        t = Clock::now();
+        if (!(*sb)->Reseed().ok()) return 10;
+        reseed_ms.push_back(ms_since(t));
+      }
+      std::printf("  breakdown (p50): verify+open %.3f ms, new sandbox %.3f ms, "
+                  "new sandbox+pages %.3f ms, reseed %.3f ms\n",
+                  Percentile(open_ms, 0.5), Percentile(fresh_ms, 0.5), Percentile(image_ms, 0.5),
+                  Percentile(reseed_ms, 0.5));
+    }
     const int per_fork = 16;
     std::vector<double> fork_ms;
     for (int i = 0; i < (quick ? 5 : 20); ++i) {
@@ -298,7 +333,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(after - before) / n_idle / (1 << 20), n_idle);
   }
   // 6. The session store: many hibernated sessions, a few live; wake latency.
-  {
+  if (want("store")) {
     const int hibernated = quick ? 500 : 10'000;
     const size_t live = 100;
     const std::filesystem::path dir =

@@ -59,6 +59,7 @@ rlm::RlmOptions RlmOptionsFromEnv() {
   o.batch_parallelism = static_cast<size_t>(std::max(1, EnvInt("LLM_BATCH_PARALLELISM", 8)));
   o.timeout = std::chrono::seconds(std::max(1, EnvInt("REQUEST_TIMEOUT", 600)));
   o.token_budget = static_cast<uint64_t>(EnvInt("TOKEN_BUDGET", 0));
+  o.fork_children = EnvInt("RLM_FORK_CHILDREN", 0) != 0;
   return o;
 }
 

@@ -121,6 +121,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       "Environment: LLM_API_KEY, LLM_BASE_URL, LLM_MODEL, LLM_RECURSIVE_MODEL, MAX_DEPTH (3),\n"
       "MAX_ITERATIONS (20), EXECUTION_TIMEOUT (30 s per code block), REQUEST_TIMEOUT (600 s),\n"
       "LLM_BATCH_PARALLELISM (8), TOKEN_BUDGET (0 = none), MAX_REQUEST_BYTES (256 MiB),\n"
+      "RLM_FORK_CHILDREN (0; 1: rlm_query children start from a fork of the parent's REPL),\n"
       "RLM_TRAJECTORY_DIR, RLMBOX_TOKEN, LOG_LEVEL; RLMBOX_PROFILES, RLMBOX_TOOLS_DIR\n"
       "(workflow nodes, in-process backend); OTEL_EXPORTER_OTLP_ENDPOINT; REPL backend:\n"
       "WASM_MANAGER_SERVICE_URL (sidecar) or WASM_SERVICE_URL (remote; WASM_SERVICE_TOKEN),\n"

@@ -275,11 +275,11 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   return self;
 }
 
-std::string Engine::Seal(const SandboxImage& image, std::string_view host_state) const {
+Result<std::string> Engine::Seal(const SandboxImage& image, std::string_view host_state) const {
   return SealSnapshot(image, host_state, snapshot_key_, info_.guest_sha256);
 }
 
-Result<SandboxImage> Engine::Open(std::string_view sealed, std::string* host_state) const {
+Result<SandboxImage> Engine::Open(std::string_view sealed, std::string_view* host_state) const {
   return OpenSnapshot(sealed, snapshot_key_, info_.guest_sha256, host_state);
 }
 

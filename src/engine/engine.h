@@ -52,7 +52,7 @@ struct EngineOptions {
   // fits (not called on a cache hit): lets an embedder say why the first
   // start takes seconds. Receives the cache directory.
   std::function<void(const std::filesystem::path&)> on_compile;
-  // The HMAC key that seals session snapshots (engine/snapshot.h). Empty: 32
+  // The key that seals session snapshots (engine/snapshot.h). Empty: 32
   // random bytes for this process, so only this process can open its own
   // snapshots.
   std::string snapshot_key;
@@ -93,8 +93,8 @@ class Engine {
   // Seals an image and the embedder's `host_state` with this engine's
   // snapshot key and guest build, and opens such bytes again (errors: see
   // OpenSnapshot).
-  std::string Seal(const SandboxImage& image, std::string_view host_state) const;
-  Result<SandboxImage> Open(std::string_view sealed, std::string* host_state) const;
+  Result<std::string> Seal(const SandboxImage& image, std::string_view host_state) const;
+  Result<SandboxImage> Open(std::string_view sealed, std::string_view* host_state) const;
 
   const EngineInfo& info() const { return info_; }
   const EngineOptions& options() const { return options_; }
@@ -105,6 +105,9 @@ class Engine {
   friend class Sandbox;
   // The main variant, or the fuel-metered one (made on first use).
   Result<EngineInternals*> Variant(bool fuel);
+  // NewSandbox, optionally without prefaulting the hot pages (a restore
+  // faults in the image's own pages instead).
+  Result<std::unique_ptr<Sandbox>> Instantiate(bool fuel, bool prefault_hot);
 
   EngineOptions options_;
   std::string snapshot_key_;

@@ -131,6 +131,10 @@ std::pair<uint8_t*, uint64_t> Sandbox::memory_span() {
 }
 
 Result<std::unique_ptr<Sandbox>> Engine::NewSandbox(bool fuel) {
+  return Instantiate(fuel, /*prefault_hot=*/true);
+}
+
+Result<std::unique_ptr<Sandbox>> Engine::Instantiate(bool fuel, bool prefault_hot) {
   ASSIGN_OR_RETURN(EngineInternals * variant, Variant(fuel));
   std::unique_ptr<Sandbox> sb(new Sandbox(*this, *variant));
   SandboxState* st = sb->state_.get();
@@ -228,7 +232,7 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox(bool fuel) {
                                " MiB, RLMBOX_MEMORY_BUDGET_MB) is spent");
     }
   }
-  if (!variant->hot_ranges.empty()) {
+  if (prefault_hot && !variant->hot_ranges.empty()) {
     auto [base, size] = sb->memory_span();
     PrefaultHotPages(base, size, variant->hot_ranges);
   }
@@ -236,7 +240,7 @@ Result<std::unique_ptr<Sandbox>> Engine::NewSandbox(bool fuel) {
 }
 
 Result<std::unique_ptr<Sandbox>> Engine::Restore(const SandboxImage& image, bool fuel) {
-  ASSIGN_OR_RETURN(auto sb, NewSandbox(fuel));
+  ASSIGN_OR_RETURN(auto sb, Instantiate(fuel, /*prefault_hot=*/false));
   SandboxState& st = *sb->state_;
   auto cx = sb->wasm_->store.context();
   if (!st.stack_pointer) {
@@ -258,12 +262,21 @@ Result<std::unique_ptr<Sandbox>> Engine::Restore(const SandboxImage& image, bool
     }
   }
   auto [base, size] = sb->memory_span();
-  const char* src = image.pages.data();
+  const std::string_view pages = image.page_bytes();
+  uint64_t total = 0;
   for (const auto& [offset, length] : image.ranges) {
-    if (uint64_t{offset} + length > size ||
-        static_cast<size_t>(src - image.pages.data()) + length > image.pages.size()) {
+    if (uint64_t{offset} + length > size) {
       return InvalidArgument("the snapshot's pages do not fit its memory");
     }
+    total += length;
+  }
+  if (total != pages.size()) return InvalidArgument("the snapshot's pages do not fit its memory");
+  // Fault every page in at once (one call per range, not one trap per page),
+  // then copy over them.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges(image.ranges.begin(), image.ranges.end());
+  PrefaultHotPages(base, size, ranges);
+  const char* src = pages.data();
+  for (const auto& [offset, length] : image.ranges) {
     std::memcpy(base + offset, src, length);
     src += length;
   }

@@ -1,8 +1,10 @@
 #include "engine/snapshot.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <cstring>
 
@@ -13,8 +15,11 @@
 namespace rlmbox::engine {
 namespace {
 
-constexpr std::string_view kMagic = "RLMBXSN1";
-constexpr size_t kMacBytes = 32;
+constexpr std::string_view kMagic = "RLMBXSN2";
+constexpr std::string_view kOlderMagic = "RLMBXSN";  // any other version
+constexpr size_t kNonceBytes = 16;
+constexpr size_t kMacBytes = 16;
+constexpr std::string_view kKeyLabel = "rlmbox session snapshot v2";
 constexpr uint64_t kWasmPage = 64u << 10;
 constexpr uint64_t kMaxMemory = uint64_t{4} << 30;
 constexpr size_t kMaxMetaBytes = 4096;
@@ -31,29 +36,52 @@ uint64_t GetLe(const char* p, int bytes) {
   return v;
 }
 
-void Mac(std::string_view key, std::string_view data, unsigned char out[kMacBytes]) {
+// The tag of `data`, whose bytes after the magic begin with the nonce: a
+// Poly1305 key derived for this nonce alone, then Poly1305 over all of it.
+// False if OpenSSL cannot compute it (then nothing is sealed or opened).
+bool Mac(std::string_view key, std::string_view data, unsigned char out[kMacBytes]) {
+  std::string label(kKeyLabel);
+  label.append(data.substr(kMagic.size(), kNonceBytes));
+  unsigned char one_time[32];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(label.data()), label.size(), one_time,
+           &len) == nullptr) {
+    return false;
+  }
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "POLY1305", nullptr);
+  EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+  size_t written = 0;
+  const bool ok = ctx != nullptr && EVP_MAC_init(ctx, one_time, sizeof one_time, nullptr) == 1 &&
+                  EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()),
+                                 data.size()) == 1 &&
+                  EVP_MAC_final(ctx, out, &written, kMacBytes) == 1 && written == kMacBytes;
+  EVP_MAC_CTX_free(ctx);
+  EVP_MAC_free(mac);
+  OPENSSL_cleanse(one_time, sizeof one_time);
+  return ok;
 }
 
 }  // namespace
 
-std::string SealSnapshot(const SandboxImage& image, std::string_view host_state,
-                         std::string_view key, std::string_view guest_sha256) {
+Result<std::string> SealSnapshot(const SandboxImage& image, std::string_view host_state,
+                                 std::string_view key, std::string_view guest_sha256) {
   const nlohmann::json meta = {
       {"guest", guest_sha256},
       {"wasmtime", WASMTIME_VERSION},
       {"memory_bytes", image.memory_bytes},
       {"stack_pointer", image.stack_pointer},
       {"ranges", image.ranges.size()},
-      {"page_bytes", image.pages.size()},
+      {"page_bytes", image.page_bytes().size()},
   };
   const std::string m = meta.dump();
   std::string out;
   out.reserve(kSnapshotOverheadBytes + m.size() + host_state.size() + image.ranges.size() * 8 +
-              image.pages.size());
+              image.page_bytes().size());
   out.append(kMagic);
+  unsigned char nonce[kNonceBytes];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) return Internal("no randomness for a snapshot nonce");
+  out.append(reinterpret_cast<const char*>(nonce), sizeof nonce);
   PutU32(out, static_cast<uint32_t>(m.size()));
   out.append(m);
   PutU64(out, host_state.size());
@@ -62,16 +90,22 @@ std::string SealSnapshot(const SandboxImage& image, std::string_view host_state,
     PutU32(out, offset);
     PutU32(out, length);
   }
-  out.append(image.pages);
+  out.append(image.page_bytes());
   unsigned char mac[kMacBytes];
-  Mac(key, out, mac);
+  if (!Mac(key, out, mac)) return Internal("cannot compute the snapshot's authentication tag");
   out.append(reinterpret_cast<const char*>(mac), kMacBytes);
   return out;
 }
 
 Result<SandboxImage> OpenSnapshot(std::string_view sealed, std::string_view key,
-                                  std::string_view guest_sha256, std::string* host_state) {
+                                  std::string_view guest_sha256, std::string_view* host_state) {
   if (sealed.size() < kMagic.size() || sealed.substr(0, kMagic.size()) != kMagic) {
+    if (sealed.substr(0, kOlderMagic.size()) == kOlderMagic) {
+      return InvalidArgument("the snapshot was written in another snapshot format (" +
+                             std::string(sealed.substr(0, kMagic.size())) +
+                             ") by another rlmbox version; this server reads " +
+                             std::string(kMagic));
+    }
     return InvalidArgument("not an rlmbox session snapshot");
   }
   if (sealed.size() < kSnapshotOverheadBytes) {
@@ -80,13 +114,13 @@ Result<SandboxImage> OpenSnapshot(std::string_view sealed, std::string_view key,
   // Authenticity first: nothing of an unauthenticated file is interpreted.
   const std::string_view body = sealed.substr(0, sealed.size() - kMacBytes);
   unsigned char mac[kMacBytes];
-  Mac(key, body, mac);
+  if (!Mac(key, body, mac)) return Internal("cannot compute the snapshot's authentication tag");
   if (CRYPTO_memcmp(mac, sealed.data() + body.size(), kMacBytes) != 0) {
     return InvalidArgument(
         "the snapshot is not authentic: it was altered or truncated, or sealed with another "
         "server's snapshot key");
   }
-  size_t pos = kMagic.size();
+  size_t pos = kMagic.size() + kNonceBytes;
   auto need = [&](size_t n) { return body.size() - pos >= n; };
   auto bad = [] { return InvalidArgument("the snapshot is malformed"); };
   if (!need(4)) return bad();
@@ -140,8 +174,8 @@ Result<SandboxImage> OpenSnapshot(std::string_view sealed, std::string_view key,
     image.ranges.emplace_back(offset, length);
   }
   if (total != *page_bytes || body.size() - pos != total) return bad();
-  image.pages.assign(body.data() + pos, total);
-  if (host_state != nullptr) host_state->assign(host);
+  image.sealed_pages = body.substr(pos, total);
+  if (host_state != nullptr) *host_state = host;
   return image;
 }
 

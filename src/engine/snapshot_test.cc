@@ -52,8 +52,8 @@ TEST(Snapshot, ARestoredSandboxHasTheStateOfTheOriginal) {
   auto image = sb->Capture();
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   EXPECT_GE(image->memory_bytes, 30u << 20);
-  const std::string sealed = TestEngine().Seal(*image, "host state");
-  std::string host;
+  const std::string sealed = TestEngine().Seal(*image, "host state").value();
+  std::string_view host;
   auto opened = TestEngine().Open(sealed, &host);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   EXPECT_EQ(host, "host state");
@@ -107,7 +107,7 @@ TEST(Snapshot, TamperedTruncatedAndForeignSnapshotsAreRefused) {
   auto sb = Populated();
   auto image = sb->Capture();
   ASSERT_TRUE(image.ok());
-  const std::string sealed = TestEngine().Seal(*image, "{}");
+  const std::string sealed = TestEngine().Seal(*image, "{}").value();
   auto refused = [](std::string_view bytes) {
     auto r = TestEngine().Open(bytes, nullptr);
     return r.ok() ? std::string("accepted") : r.status().message();
@@ -118,6 +118,17 @@ TEST(Snapshot, TamperedTruncatedAndForeignSnapshotsAreRefused) {
   std::string host_flip = sealed;
   host_flip[30] ^= 1;  // the header
   EXPECT_NE(refused(host_flip).find("not authentic"), std::string::npos);
+  std::string nonce_flip = sealed;
+  nonce_flip[10] ^= 1;  // the nonce the one-time key is derived from
+  EXPECT_NE(refused(nonce_flip).find("not authentic"), std::string::npos);
+  // Every seal draws its own nonce, so no two files share a one-time key.
+  const std::string again = TestEngine().Seal(*image, "{}").value();
+  EXPECT_NE(again.substr(8, 16), sealed.substr(8, 16));
+  EXPECT_TRUE(TestEngine().Open(again, nullptr).ok());
+  // A file in another format version names it.
+  std::string older = sealed;
+  older[7] = '1';
+  EXPECT_NE(refused(older).find("another snapshot format (RLMBXSN1)"), std::string::npos);
   EXPECT_NE(refused(sealed.substr(0, sealed.size() - 1)).find("not authentic"), std::string::npos);
   EXPECT_NE(refused(sealed.substr(0, 40)).find("truncated"), std::string::npos);
   EXPECT_NE(refused("PK\x03\x04 not a snapshot").find("not an rlmbox"), std::string::npos);
@@ -128,15 +139,16 @@ TEST(Snapshot, TamperedTruncatedAndForeignSnapshotsAreRefused) {
                 .message()
                 .find("not authentic"),
             std::string::npos);
-  const std::string other_build = SealSnapshot(*image, "{}", "k", std::string(64, 'a'));
+  const std::string other_build = SealSnapshot(*image, "{}", "k", std::string(64, 'a')).value();
   auto foreign = OpenSnapshot(other_build, "k", TestEngine().info().guest_sha256, nullptr);
   ASSERT_FALSE(foreign.ok());
   EXPECT_NE(foreign.status().message().find("another guest build"), std::string::npos);
   // Authentic but inconsistent (a range outside the memory) is refused too.
   SandboxImage wild = *image;
   wild.ranges.back().first = static_cast<uint32_t>(wild.memory_bytes);
-  auto w = OpenSnapshot(SealSnapshot(wild, "{}", "k", TestEngine().info().guest_sha256), "k",
-                        TestEngine().info().guest_sha256, nullptr);
+  const std::string wild_sealed =
+      SealSnapshot(wild, "{}", "k", TestEngine().info().guest_sha256).value();
+  auto w = OpenSnapshot(wild_sealed, "k", TestEngine().info().guest_sha256, nullptr);
   ASSERT_FALSE(w.ok());
   EXPECT_NE(w.status().message().find("malformed"), std::string::npos);
 }

@@ -109,7 +109,7 @@ Result<std::unique_ptr<Session>> Executor::CreateSession(bool fuel) {
 
 Result<std::unique_ptr<Session>> Executor::RestoreSession(std::string_view sealed,
                                                           std::string* outer) {
-  std::string host;
+  std::string_view host;  // both point into `sealed`
   ASSIGN_OR_RETURN(engine::SandboxImage image, engine_.Open(sealed, &host));
   ASSIGN_OR_RETURN(HostState state, UnpackHostState(host));
   ASSIGN_OR_RETURN(auto sandbox, engine_.Restore(image, state.fuel));
@@ -136,20 +136,31 @@ Result<std::string> Session::Snapshot(std::string_view outer) {
   return executor_.engine().Seal(image, PackHostState(fuel_, context_.get(), outer));
 }
 
-Result<std::vector<std::unique_ptr<Session>>> Session::Fork(size_t count) {
+Result<std::shared_ptr<const SessionCheckpoint>> Session::Checkpoint() {
   std::unique_lock lock(mu_, std::try_to_lock);
   ASSIGN_OR_RETURN(engine::SandboxImage image,
                    CaptureBetweenCells(lock, "the session is running a cell; fork it between cells"));
+  return std::make_shared<const SessionCheckpoint>(
+      SessionCheckpoint{std::move(image), fuel_, context_});
+}
+
+Result<std::vector<std::unique_ptr<Session>>> Session::Fork(size_t count) {
+  ASSIGN_OR_RETURN(auto checkpoint, Checkpoint());
   std::vector<std::unique_ptr<Session>> forks;
   forks.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    ASSIGN_OR_RETURN(auto sandbox, executor_.engine().Restore(image, fuel_));
-    RETURN_IF_ERROR(sandbox->Reseed());
-    std::unique_ptr<Session> s(new Session(executor_, std::move(sandbox), fuel_));
-    s->context_ = context_;
+    ASSIGN_OR_RETURN(auto s, executor_.SessionFrom(*checkpoint));
     forks.push_back(std::move(s));
   }
   return forks;
+}
+
+Result<std::unique_ptr<Session>> Executor::SessionFrom(const SessionCheckpoint& checkpoint) {
+  ASSIGN_OR_RETURN(auto sandbox, engine_.Restore(checkpoint.image, checkpoint.fuel));
+  RETURN_IF_ERROR(sandbox->Reseed());
+  std::unique_ptr<Session> s(new Session(*this, std::move(sandbox), checkpoint.fuel));
+  s->context_ = checkpoint.context;
+  return s;
 }
 
 Session::Session(Executor& executor, std::unique_ptr<engine::Sandbox> sandbox, bool fuel)

@@ -34,6 +34,7 @@ struct ExecuteRequest {
 };
 
 class Session;
+struct SessionCheckpoint;
 
 class Executor {
  public:
@@ -62,12 +63,25 @@ class Executor {
   // guest build (engine/snapshot.h); kResourceExhausted as CreateSession.
   Result<std::unique_ptr<Session>> RestoreSession(std::string_view sealed, std::string* outer);
 
+  // A new session holding `checkpoint`'s state (Session::Checkpoint), with
+  // fresh randomness. Thread-safe; one checkpoint may start many sessions.
+  // Errors: kResourceExhausted when the slots or the memory budget run out.
+  Result<std::unique_ptr<Session>> SessionFrom(const SessionCheckpoint& checkpoint);
+
   engine::Engine& engine() { return engine_; }
   SandboxPool& pool() { return pool_; }
 
  private:
   engine::Engine& engine_;
   SandboxPool pool_;
+};
+
+// A session's state between cells, kept in this process's memory (unsealed:
+// it never leaves the process). Immutable; shared by the sessions made from it.
+struct SessionCheckpoint {
+  engine::SandboxImage image;
+  bool fuel = false;
+  std::shared_ptr<const engine::ContextValue> context;
 };
 
 // Session: one sandbox and its REPL state. Calls on a session are serialized:
@@ -102,6 +116,9 @@ class Session {
   // kResourceExhausted when the slots or the memory budget run out (no
   // session is made then).
   Result<std::vector<std::unique_ptr<Session>>> Fork(size_t count);
+  // The session's state now, for Executor::SessionFrom later (a fork whose
+  // children are made when they are needed). Errors: as Snapshot.
+  Result<std::shared_ptr<const SessionCheckpoint>> Checkpoint();
   bool fuel() const { return fuel_; }
 
  private:

@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <future>
+#include <mutex>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include "base/bounded_json.h"
@@ -129,12 +131,72 @@ Result<json> StreamWithHostCalls(const RemoteRunnerOptions& options, const std::
 
 namespace {
 
+// POST /session with `body`: a new session's id and the options that reach
+// the instance holding it.
+Result<std::pair<RemoteRunnerOptions, std::string>> OpenSession(const RemoteRunnerOptions& options,
+                                                                const json& body) {
+  auto cli = NewClient(options);
+  auto r = cli->Post("/session", body.dump(), "application/json");
+  if (!r || r->status != 200) return ErrorFrom(r, "a new session");
+  json j = ParseBoundedJson(r->body, kGuestJsonLimits).value_or(json());
+  if (!j.is_object() || !j.contains("session_id") || !j["session_id"].is_string()) {
+    return Internal("a malformed session reply");
+  }
+  // Behind a load balancer (a Kubernetes Service over several pods), the
+  // instance that holds the session names its own address: every later
+  // request of the session goes there directly.
+  RemoteRunnerOptions session_options = options;
+  if (j.contains("endpoint") && j["endpoint"].is_string()) {
+    std::string endpoint = j["endpoint"].get<std::string>();
+    while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+    if (endpoint.rfind("http://", 0) == 0 || endpoint.rfind("https://", 0) == 0) {
+      session_options.base_url = endpoint;
+    }
+  }
+  return std::make_pair(std::move(session_options), j["session_id"].get<std::string>());
+}
+
 class RemoteRunner : public rlm::CodeRunner {
  public:
   RemoteRunner(RemoteRunnerOptions o, std::string session_id)
       : options_(std::move(o)), session_(std::move(session_id)), cli_(NewClient(options_)) {}
 
-  ~RemoteRunner() override { (void)cli_->Delete(("/session/" + session_).c_str()); }
+  ~RemoteRunner() override {
+    (void)cli_->Delete(("/session/" + session_).c_str());
+    if (!checkpoint_.empty()) (void)cli_->Delete(("/snapshots/" + checkpoint_).c_str());
+  }
+
+  // A snapshot on the execution plane (sealed, in its store); the previous
+  // checkpoint is deleted.
+  Status Checkpoint() override {
+    auto r = cli_->Post(("/session/" + session_ + "/snapshot").c_str(), "{}", "application/json");
+    if (!r || r->status != 200) return ErrorFrom(r, "a checkpoint");
+    json j = ParseBoundedJson(r->body, kGuestJsonLimits).value_or(json());
+    if (!j.is_object() || !j.contains("snapshot_id") || !j["snapshot_id"].is_string()) {
+      return Internal("a malformed snapshot reply");
+    }
+    std::string previous;
+    {
+      std::lock_guard lock(mu_);
+      previous = std::exchange(checkpoint_, j["snapshot_id"].get<std::string>());
+    }
+    if (!previous.empty()) (void)cli_->Delete(("/snapshots/" + previous).c_str());
+    return Status::Ok();
+  }
+
+  // A session restored from the checkpoint, on the instance that holds the
+  // parent (its store has the snapshot even when it is not shared).
+  Result<std::unique_ptr<rlm::CodeRunner>> ForkCheckpoint() override {
+    std::string checkpoint;
+    {
+      std::lock_guard lock(mu_);
+      checkpoint = checkpoint_;
+    }
+    if (checkpoint.empty()) return FailedPrecondition("the parent REPL has no checkpoint");
+    ASSIGN_OR_RETURN(auto opened, OpenSession(options_, {{"from_snapshot", checkpoint}}));
+    return std::unique_ptr<rlm::CodeRunner>(
+        new RemoteRunner(std::move(opened.first), std::move(opened.second)));
+  }
 
   Status SetContext(const engine::ContextValue& context) override {
     const std::string path = "/session/" + session_ + "/context";
@@ -181,9 +243,11 @@ class RemoteRunner : public rlm::CodeRunner {
   }
 
  private:
-  const RemoteRunnerOptions options_;
+  const RemoteRunnerOptions options_;  // reaching the instance that holds the session
   const std::string session_;
   std::unique_ptr<httplib::Client> cli_;
+  std::mutex mu_;           // children fork concurrently (rlm_query_batched)
+  std::string checkpoint_;  // snapshot id; guarded by mu_
 };
 
 class RemoteRunnerFactory : public rlm::CodeRunnerFactory {
@@ -191,26 +255,9 @@ class RemoteRunnerFactory : public rlm::CodeRunnerFactory {
   explicit RemoteRunnerFactory(RemoteRunnerOptions o) : options_(std::move(o)) {}
 
   Result<std::unique_ptr<rlm::CodeRunner>> NewRunner() override {
-    auto cli = NewClient(options_);
-    auto r = cli->Post("/session", R"({"profile": "rlm"})", "application/json");
-    if (!r || r->status != 200) return ErrorFrom(r, "a new session");
-    json j = ParseBoundedJson(r->body, kGuestJsonLimits).value_or(json());
-    if (!j.is_object() || !j.contains("session_id") || !j["session_id"].is_string()) {
-      return Internal("a malformed session reply");
-    }
-    // Behind a load balancer (a Kubernetes Service over several pods), the
-    // instance that holds the session names its own address: every later
-    // request of the session goes there directly.
-    RemoteRunnerOptions session_options = options_;
-    if (j.contains("endpoint") && j["endpoint"].is_string()) {
-      std::string endpoint = j["endpoint"].get<std::string>();
-      while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
-      if (endpoint.rfind("http://", 0) == 0 || endpoint.rfind("https://", 0) == 0) {
-        session_options.base_url = endpoint;
-      }
-    }
+    ASSIGN_OR_RETURN(auto opened, OpenSession(options_, {{"profile", "rlm"}}));
     return std::unique_ptr<rlm::CodeRunner>(
-        new RemoteRunner(session_options, j["session_id"].get<std::string>()));
+        new RemoteRunner(std::move(opened.first), std::move(opened.second)));
   }
   std::string name() const override { return options_.backend_name; }
 

@@ -1,12 +1,15 @@
 #include "rlm/in_process_runner.h"
 
+#include <mutex>
+
 namespace rlmbox::rlm {
 namespace {
 
 class InProcessRunner : public CodeRunner {
  public:
-  InProcessRunner(std::unique_ptr<executor::Session> session, engine::Limits limits)
-      : session_(std::move(session)), limits_(limits) {}
+  InProcessRunner(executor::Executor& executor, std::unique_ptr<executor::Session> session,
+                  engine::Limits limits)
+      : executor_(executor), session_(std::move(session)), limits_(limits) {}
 
   Status SetContext(const engine::ContextValue& context) override {
     return session_->SetContext(context, limits_);
@@ -25,17 +28,36 @@ class InProcessRunner : public CodeRunner {
     if (v.contains("text") && v["text"].is_string()) return v["text"].get<std::string>();
     return NotFound("no variable named '" + name + "'");
   }
+  Status Checkpoint() override {
+    ASSIGN_OR_RETURN(auto checkpoint, session_->Checkpoint());
+    std::lock_guard lock(mu_);
+    checkpoint_ = std::move(checkpoint);
+    return Status::Ok();
+  }
+  Result<std::unique_ptr<CodeRunner>> ForkCheckpoint() override {
+    std::shared_ptr<const executor::SessionCheckpoint> checkpoint;
+    {
+      std::lock_guard lock(mu_);
+      checkpoint = checkpoint_;
+    }
+    if (!checkpoint) return FailedPrecondition("the parent REPL has no checkpoint");
+    ASSIGN_OR_RETURN(auto session, executor_.SessionFrom(*checkpoint));
+    return std::unique_ptr<CodeRunner>(new InProcessRunner(executor_, std::move(session), limits_));
+  }
 
  private:
+  executor::Executor& executor_;
   std::unique_ptr<executor::Session> session_;
   const engine::Limits limits_;
+  std::mutex mu_;  // children fork concurrently (rlm_query_batched)
+  std::shared_ptr<const executor::SessionCheckpoint> checkpoint_;  // guarded by mu_
 };
 
 }  // namespace
 
 Result<std::unique_ptr<CodeRunner>> InProcessRunnerFactory::NewRunner() {
   ASSIGN_OR_RETURN(auto session, executor_.CreateSession());
-  return std::unique_ptr<CodeRunner>(new InProcessRunner(std::move(session), limits_));
+  return std::unique_ptr<CodeRunner>(new InProcessRunner(executor_, std::move(session), limits_));
 }
 
 }  // namespace rlmbox::rlm

@@ -127,8 +127,10 @@ std::string CheckGuestModel(const RlmOptions& o, const std::string& model) {
 // Answers the host calls of one REPL cell of a run at `depth`.
 class LoopHostCalls : public engine::HostCallHandler {
  public:
-  LoopHostCalls(Rlm& rlm, int depth, Clock::time_point deadline, UsageBook& usage)
-      : rlm_(rlm), depth_(depth), deadline_(deadline), usage_(usage) {}
+  // `fork_from`: the REPL whose checkpoint children fork, or null.
+  LoopHostCalls(Rlm& rlm, int depth, Clock::time_point deadline, UsageBook& usage,
+                CodeRunner* fork_from)
+      : rlm_(rlm), depth_(depth), deadline_(deadline), usage_(usage), fork_from_(fork_from) {}
 
   engine::HostCallReply Handle(const engine::HostCall& call) override {
     const RlmOptions& o = rlm_.options();
@@ -182,7 +184,7 @@ class LoopHostCalls : public engine::HostCallHandler {
     }
     if (recursive && depth_ + 1 < rlm_.options().max_depth) {
       RlmResult child = rlm_.Run(prompt, {engine::ContextValue::Kind::kText, prompt}, model,
-                                 depth_ + 1, deadline);
+                                 depth_ + 1, deadline, fork_from_);
       usage_.Merge(child.usage);
       usage = child.usage;
       if (!child.success) return Unavailable("rlm_query failed: " + child.error);
@@ -208,6 +210,7 @@ class LoopHostCalls : public engine::HostCallHandler {
   const int depth_;
   const Clock::time_point deadline_;
   UsageBook& usage_;
+  CodeRunner* const fork_from_;
   std::mutex mu_;
   json sub_calls_ = json::array();  // guarded by mu_
 };
@@ -221,7 +224,8 @@ RlmResult Rlm::Complete(const std::string& query, const engine::ContextValue& co
 }
 
 RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context,
-                   const std::string& model_override, int depth, Clock::time_point deadline) {
+                   const std::string& model_override, int depth, Clock::time_point deadline,
+                   CodeRunner* parent) {
   const auto started = Clock::now();
   RlmResult out;
   UsageBook usage;
@@ -249,7 +253,16 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
                             {"environment_type", "rlmbox_" + runners_.name()},
                             {"environment_kwargs", json::object()},
                             {"other_backends", nullptr}});
-  auto runner = runners_.NewRunner();
+  // A forked REPL when the parent's checkpoint allows one; a fresh one else.
+  std::string forked_from;
+  Result<std::unique_ptr<CodeRunner>> runner = FailedPrecondition("no parent");
+  if (parent != nullptr) {
+    runner = parent->ForkCheckpoint();
+    forked_from = runner.ok() ? "parent" : "";
+    if (!runner.ok()) out.trajectory[0]["environment_kwargs"]["fork_error"] = runner.status().message();
+  }
+  if (!runner.ok()) runner = runners_.NewRunner();
+  if (!forked_from.empty()) out.trajectory[0]["environment_kwargs"]["forked_from"] = forked_from;
   if (!runner.ok()) {
     out.error = "no REPL available: " + runner.status().message();
     return finish();
@@ -267,6 +280,9 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
   };
 
   std::optional<std::string> answer;
+  // Children fork this REPL when they may exist at all; if the backend cannot
+  // checkpoint, they start fresh (and the trajectory says why).
+  bool fork = options_.fork_children && depth + 1 < options_.max_depth;
   for (int it = 1; it <= options_.max_iterations && !answer; ++it) {
     if (Clock::now() >= deadline) {
       out.error = "the request's time limit was reached after " + std::to_string(it - 1) + " iterations";
@@ -291,7 +307,13 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
     std::string repl_lost;
     const size_t runnable = std::min(blocks.size(), std::max<size_t>(1, options_.max_blocks_per_reply));
     for (size_t k = 0; k < runnable && !answer && repl_lost.empty(); ++k) {
-      LoopHostCalls calls(*this, depth, deadline, usage);
+      if (fork) {
+        if (Status s = (*runner)->Checkpoint(); !s.ok()) {
+          fork = false;
+          out.trajectory[0]["environment_kwargs"]["fork_error"] = s.message();
+        }
+      }
+      LoopHostCalls calls(*this, depth, deadline, usage, fork ? runner->get() : nullptr);
       // A cell never outlives the request.
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       const auto timeout =

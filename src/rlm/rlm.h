@@ -41,6 +41,16 @@ class CodeRunner {
   // request's remaining time: str() is guest code).
   virtual Result<std::string> VariableText(const std::string& name,
                                            std::chrono::milliseconds timeout) = 0;
+  // Remembers the REPL's state now (between cells), replacing the previous
+  // checkpoint, so that child runs can start from it (RlmOptions::
+  // fork_children). Errors: kFailedPrecondition when this backend cannot.
+  virtual Status Checkpoint() { return FailedPrecondition("this REPL backend cannot fork"); }
+  // A new REPL holding the last checkpoint's state, with fresh randomness.
+  // May be called from several threads at once. Errors: kFailedPrecondition
+  // without a checkpoint; as NewRunner otherwise.
+  virtual Result<std::unique_ptr<CodeRunner>> ForkCheckpoint() {
+    return FailedPrecondition("this REPL backend cannot fork");
+  }
 };
 
 class CodeRunnerFactory {
@@ -68,6 +78,12 @@ struct RlmOptions {
   // and recursive models (LLM_ALLOWED_MODELS). Any other name is refused in
   // the guest: the model name is never the guest's to choose freely.
   std::vector<std::string> allowed_models;
+  // rlm_query children start from a fork of the parent's REPL (its variables,
+  // functions and imports as they were before the cell that called
+  // rlm_query), with `context` rebound to the sub-prompt, instead of an empty
+  // REPL (RLM_FORK_CHILDREN). Costs a checkpoint before each cell of a run
+  // that may have children; a backend that cannot fork starts children fresh.
+  bool fork_children = false;
 };
 
 // The error for a guest-chosen model the options do not allow, or "" when
@@ -99,9 +115,11 @@ class Rlm {
 
  private:
   friend class LoopHostCalls;
+  // `parent`: the REPL of the run whose rlm_query started this one, when its
+  // checkpoint is to be forked (fork_children), else null.
   RlmResult Run(const std::string& query, const engine::ContextValue& context,
                 const std::string& model, int depth,
-                std::chrono::steady_clock::time_point deadline);
+                std::chrono::steady_clock::time_point deadline, CodeRunner* parent = nullptr);
 
   LlmClient& llm_;
   CodeRunnerFactory& runners_;

@@ -139,6 +139,36 @@ def test_depth_two_with_a_remote_execution_plane(stack):
     assert r["success"] is True and r["answer"] == "42", r
 
 
+FORK_SCRIPT = {"rules": [
+    # Two cells: the first defines state, the second calls rlm_query.
+    {"match": "Query: Top", "reply":
+        "```repl\nsecret = 'S' + str(6 * 7)\ndef helper(): return 'H'\n```\n"
+        "```repl\nsub = rlm_query('Sub-task: report')\nout = sub + '/' + secret\n```\n"
+        "FINAL_VAR(out)"},
+    # The child reports what it sees of the parent, then overwrites `secret`.
+    {"match": "Query: Sub-task", "reply":
+        "```repl\nr = globals().get('secret', 'fresh')"
+        " + (helper() if 'helper' in globals() else '') + '|' + context[:8]\n"
+        "secret = 'changed'\n```\nFINAL_VAR(r)"},
+]}
+
+
+@pytest.mark.parametrize("mode", ["in_process", "remote"])
+def test_rlm_query_children_fork_the_parents_repl(stack, mode):
+    port, _ = stack(mode, FORK_SCRIPT, extra_env={"RLM_FORK_CHILDREN": "1"})
+    status, r = call(port, "POST", "/completion", {"context": "c", "query": "Top", "max_depth": 2})
+    # The child saw the parent's variable and function, its own context, and
+    # its write did not reach the parent.
+    assert status == 200 and r["success"] is True, r
+    assert r["answer"] == "S42H|Sub-task/S42"
+
+
+def test_rlm_query_children_start_fresh_by_default(stack):
+    port, _ = stack("in_process", FORK_SCRIPT)
+    status, r = call(port, "POST", "/completion", {"context": "c", "query": "Top", "max_depth": 2})
+    assert status == 200 and r["answer"] == "fresh|Sub-task/S42", r
+
+
 def test_bad_input_and_backend_down(stack):
     port, _ = stack("in_process", {"rules": [{"reply": "FINAL(x)"}]})
     assert call(port, "POST", "/completion", {"context": "c"})[0] == 400
