@@ -32,7 +32,13 @@ struct SandboxState {
   // Set once per call by Sandbox::Invoke.
   bool active = false;
   std::chrono::steady_clock::time_point soft_deadline;
+  // Once the soft stop is sent: the guest is stopped hard when it has used
+  // hard_cpu of its thread's CPU time, or at hard_deadline (wall), whichever
+  // comes first. Time the thread spends descheduled on a loaded machine does
+  // not eat the guest's grace, so a busy host does not turn soft stops into
+  // hard ones (and lose sessions' state).
   std::chrono::steady_clock::time_point hard_deadline;
+  std::chrono::nanoseconds hard_cpu{0};
   uint64_t fuel_granted = 0;  // budget + reserve given to the store
   uint64_t fuel_budget = 0;   // soft stop once this much is used
   std::chrono::nanoseconds cpu_start{0};   // the thread's CPU time when the call began

@@ -1,7 +1,12 @@
 // Every limit hit for real, on the real guest (design §4).
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "test_engine.h"
 
@@ -40,6 +45,58 @@ TEST(Limits, TimeoutKeepsSessionStateAndPartialOutput) {
   EXPECT_EQ(r.outcome, Outcome::kTimeout);
   EXPECT_EQ(r.stdout_text, "before\n");
   EXPECT_FALSE(r.sandbox_reset);
+  EXPECT_EQ(RunIn(*s, "kept").stdout_text, "'yes'\n");
+}
+
+// Pins the calling thread to CPU 0 for its life, then restores its affinity.
+class OnCpuZero {
+ public:
+  OnCpuZero() {
+    pthread_getaffinity_np(pthread_self(), sizeof before_, &before_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+  }
+  ~OnCpuZero() { pthread_setaffinity_np(pthread_self(), sizeof before_, &before_); }
+
+ private:
+  cpu_set_t before_;
+};
+
+TEST(Limits, ASoftStopStaysSoftWhenABusyHostKeepsTheThreadWaiting) {
+  // The cell's thread and a real-time spinner share CPU 0; the spinner holds it
+  // from just before the deadline until well past deadline + grace, as a busy
+  // host's scheduler may. The guest never ran in that time, so it still gets
+  // its soft stop: the session keeps its state (no reset).
+  auto s = NewSession();
+  RunIn(*s, "kept = 'yes'");
+  OnCpuZero pinned;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<int> rt{-1};  // -1 not yet, 0 refused, 1 real-time
+  std::thread spinner([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    sched_param param{};
+    param.sched_priority = 1;
+    rt = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param) == 0 ? 1 : 0;
+    if (rt == 0) return;
+    std::this_thread::sleep_until(t0 + 250ms);
+    while (std::chrono::steady_clock::now() < t0 + 450ms) {
+    }
+  });
+  while (rt < 0) std::this_thread::yield();
+  if (rt == 0) {
+    spinner.join();
+    GTEST_SKIP() << "no SCHED_FIFO here (needs CAP_SYS_NICE) to hold the CPU";
+  }
+  auto r = RunIn(*s, "while True:\n    pass", WithTimeout(300ms));
+  spinner.join();
+  EXPECT_EQ(r.outcome, Outcome::kTimeout);
+  EXPECT_FALSE(r.sandbox_reset) << "a soft stop the guest never had the CPU for became a hard one";
+  EXPECT_GE(r.execution_time_s, 0.44);  // it really waited past deadline + grace
   EXPECT_EQ(RunIn(*s, "kept").stdout_text, "'yes'\n");
 }
 

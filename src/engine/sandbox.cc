@@ -72,6 +72,10 @@ std::string StopMessage(Outcome outcome, const Limits& limits) {
 // Replies of the small ops (context binding, priming): a few fields.
 constexpr uint64_t kSmallReplyBytes = 64u << 10;
 
+// After a soft stop the guest gets the grace in CPU time of its own thread;
+// this many graces of wall time bound it on a machine too loaded to run it.
+constexpr int kHardStopWallFactor = 20;
+
 }  // namespace
 
 struct Sandbox::Wasm {
@@ -155,12 +159,13 @@ Result<std::unique_ptr<Sandbox>> Engine::Instantiate(bool fuel, bool prefault_ho
         delta = 1;
         if (!st->active) return wasmtime::DeadlineKind::Continue;
         const auto now = Clock::now();
-        if (now >= st->hard_deadline) {
-          if (st->reason == StopReason::kNone) st->reason = StopReason::kTimeout;
-          st->hard_stopped = true;
-          return wasmtime::Error("rlmbox: execution stopped at its deadline");
-        }
-        if (!st->interrupt_sent) {
+        if (st->interrupt_sent) {
+          if (now >= st->hard_deadline || ThreadCpuTime() >= st->hard_cpu) {
+            if (st->reason == StopReason::kNone) st->reason = StopReason::kTimeout;
+            st->hard_stopped = true;
+            return wasmtime::Error("rlmbox: execution stopped at its deadline");
+          }
+        } else {
           StopReason want = StopReason::kNone;
           if (now >= st->soft_deadline) {
             want = StopReason::kTimeout;
@@ -174,7 +179,8 @@ Result<std::unique_ptr<Sandbox>> Engine::Instantiate(bool fuel, bool prefault_ho
           if (want != StopReason::kNone) {
             st->reason = want;
             st->interrupt_sent = true;  // before the call: it re-enters this callback
-            st->hard_deadline = std::min(st->hard_deadline, now + grace);
+            st->hard_deadline = now + kHardStopWallFactor * grace;
+            st->hard_cpu = ThreadCpuTime() + grace;
             // wasmtime detaches this callback while it runs, so the nested
             // call must not meet an epoch deadline of its own.
             ctx.set_epoch_deadline(uint64_t{1} << 40);
@@ -344,7 +350,7 @@ Sandbox::Call Sandbox::Invoke(int op, std::string_view payload, const Limits& li
   const auto start = Clock::now();
 
   st.soft_deadline = start + limits.timeout;
-  st.hard_deadline = st.soft_deadline + engine_.options().hard_stop_grace;
+  st.hard_deadline = Clock::time_point::max();  // set with the soft stop
   // A fuel budget only on a metered sandbox (Engine::NewSandbox(true)); a
   // metered sandbox without one gets all the fuel there is.
   st.fuel_budget = variant_.fuel ? limits.fuel : 0;
