@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup fetch-sources build test test-asan fuzz soak run wheel bench bench-http bench-rlm bench-nodes bench-python bench-cpu bench-quick format clean
+.PHONY: all setup fetch-sources build test test-image test-asan fuzz soak run wheel bench bench-http bench-rlm bench-nodes bench-python bench-cpu bench-quick format clean
 
 all: build
 
@@ -21,7 +21,13 @@ build: setup
 	@cmake --build $(BUILD_DIR)
 
 test: build
+	@why=$$(scripts/container-image.sh check) || echo "make test: the image tests will be skipped: $$why"
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 600
+
+# The image from deploy/docker/Dockerfile built with podman and run locked down
+# (scripts/container-image.sh; also part of `make test`).
+test-image: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L image
 
 # ASan + UBSan build of the C++ tests (the gtest binaries) in build-asan/.
 # wasmtime handles the guest's faults with its own signal handlers, so ASan must

@@ -15,7 +15,7 @@ PACKAGES=(
   dpkg-dev patch xz-utils zip unzip curl ca-certificates
   libffi-dev libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev
   # Test and benchmark tools (iproute2 and nftables: tests/netns)
-  python3 python3-pytest nodejs iproute2 nftables
+  python3 python3-pytest python3-pip python3-dev nodejs iproute2 nftables
 )
 BACKPORT_PACKAGES=(wasi-libc opentelemetry-cpp-dev)
 
