@@ -254,15 +254,17 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
                             {"environment_kwargs", json::object()},
                             {"other_backends", nullptr}});
   // A forked REPL when the parent's checkpoint allows one; a fresh one else.
-  std::string forked_from;
   Result<std::unique_ptr<CodeRunner>> runner = FailedPrecondition("no parent");
   if (parent != nullptr) {
     runner = parent->ForkCheckpoint();
-    forked_from = runner.ok() ? "parent" : "";
-    if (!runner.ok()) out.trajectory[0]["environment_kwargs"]["fork_error"] = runner.status().message();
+    json& kwargs = out.trajectory[0]["environment_kwargs"];
+    if (runner.ok()) {
+      kwargs["forked_from"] = "parent";
+    } else {
+      kwargs["fork_error"] = runner.status().message();
+    }
   }
   if (!runner.ok()) runner = runners_.NewRunner();
-  if (!forked_from.empty()) out.trajectory[0]["environment_kwargs"]["forked_from"] = forked_from;
   if (!runner.ok()) {
     out.error = "no REPL available: " + runner.status().message();
     return finish();
