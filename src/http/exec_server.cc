@@ -337,6 +337,9 @@ void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntr
                    {"code", StatusCodeName(result.status().code())}};
         }
         event["event"] = "result";
+        // The turn ends before the caller hears the result: its next request
+        // (a checkpoint, the next cell) must not find the session busy.
+        slot->session.unlock();
         if (handler.disconnected() || watched.gone()) {
           service::LogEvent(LogLevel::kInfo, "caller_disconnected", {{"session_id", entry->id}});
         } else {

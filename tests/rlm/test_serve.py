@@ -154,13 +154,15 @@ FORK_SCRIPT = {"rules": [
 
 
 @pytest.mark.parametrize("mode", ["in_process", "remote"])
-def test_rlm_query_children_fork_the_parents_repl(stack, mode):
+def test_rlm_query_children_fork_the_parents_repl(stack, mode, tmp_path):
     port, _ = stack(mode, FORK_SCRIPT, extra_env={"RLM_FORK_CHILDREN": "1"})
     status, r = call(port, "POST", "/completion", {"context": "c", "query": "Top", "max_depth": 2})
     # The child saw the parent's variable and function, its own context, and
     # its write did not reach the parent.
     assert status == 200 and r["success"] is True, r
-    assert r["answer"] == "S42H|Sub-task/S42"
+    # A child that started fresh says why in its trajectory's metadata.
+    why = [l for f in tmp_path.glob("*.jsonl") for l in open(f) if "fork" in l]
+    assert r["answer"] == "S42H|Sub-task/S42", why
 
 
 def test_rlm_query_children_start_fresh_by_default(stack):

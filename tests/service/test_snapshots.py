@@ -2,10 +2,14 @@
 import glob
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
+
+from service_process import read_event
 
 STATE = (
     "import collections, random\n"
@@ -217,3 +221,25 @@ def test_tenants_cannot_reach_each_others_snapshots(make_service, tmp_path):
     assert svc.post("/session", {"from_snapshot": snap}, headers=bob)[0] == 404
     assert svc.request("DELETE", f"/snapshots/{snap}", headers=bob)[0] == 404
     assert svc.post("/session", {"from_snapshot": snap}, headers=alice)[0] == 200
+
+
+def test_a_snapshot_right_after_a_streamed_cell_is_taken(svc):
+    # The inference plane checkpoints a REPL the moment a cell's result event
+    # arrives (RLM_FORK_CHILDREN): the session's turn must be free by then.
+    # On a busy host (CI builds beside the tests) the server's thread may be
+    # preempted between the result and the end of the stream: three spinners
+    # on this machine's cores make that likely.
+    sid = svc.new_session()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        for i in range(200):
+            c, resp = svc.stream(sid, f"v = {i}")
+            assert read_event(resp)["event"] == "result"
+            status, snap = svc.post(f"/session/{sid}/snapshot")
+            c.close()
+            assert status == 200, (i, snap)
+            assert svc.request("DELETE", f"/snapshots/{snap['snapshot_id']}")[0] == 200
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
