@@ -182,10 +182,11 @@ build_image() {
   seed_build_cache
   # The build context's own hash names the image, so an unchanged tree reuses it.
   local key
-  # Tests, docs and this script are left out: the image holds only what src/,
-  # guest/ and the build files make.
+  # Tests, docs, the Kubernetes files and the test cluster's scripts are left
+  # out: the image holds only what src/, guest/ and the build files make.
   key=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
-    grep -zv -e '^build' -e '\.git' -e '^tests/' -e '^docs/' -e '\.md$' -e '^scripts/container-image.sh$' | LC_ALL=C sort -z |
+    grep -zv -e '^build' -e '\.git' -e '^tests/' -e '^docs/' -e '\.md$' -e '^scripts/container-image.sh$' \
+      -e '^deploy/helm/' -e '^deploy/k8s/' -e '^scripts/k8s-' -e '^testing/k8s/' | LC_ALL=C sort -z |
     xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
   if [[ "$(podman image inspect --format '{{index .Labels "rlmbox.tree"}}' "$IMAGE" 2>/dev/null)" == "$key" ]]; then
     echo "$IMAGE"

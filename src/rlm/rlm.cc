@@ -343,7 +343,8 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
         // lost too, so the run cannot go on meaningfully.
         if (r.status().code() == StatusCode::kUnavailable ||
             r.status().code() == StatusCode::kNotFound) {
-          repl_lost = "the REPL backend failed: " + r.status().message();
+          repl_lost = "the REPL session was lost (" + r.status().message() +
+                      "): its variables are gone; retry the request";
         }
       }
       code_blocks.push_back({{"code", blocks[k]}, {"result", result}});

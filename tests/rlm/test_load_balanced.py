@@ -75,4 +75,6 @@ def test_without_it_a_cell_lands_on_the_wrong_instance(cluster):
     status, r = call(port, "POST", "/completion", {"query": "count", "context": "-"})
     assert status == 200 and not r["success"], r
     assert "no such session" in r["error"] or "not found" in r["error"].lower(), r
+    # The run stops and says why: its REPL state is gone.
+    assert r["error"].startswith("the REPL session was lost ("), r
     assert proxy.connections >= 2
