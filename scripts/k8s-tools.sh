@@ -28,6 +28,9 @@ log "building the test cluster's binaries (first time only, ~12 min) -> $out"
 t0=$SECONDS
 rm -rf "$out.tmp" && mkdir -p "$out.tmp/bin" "$out.tmp/mod" "$out.tmp/root"
 export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false -mod=mod"
+# Go's module and build caches live in the set-up cache too, so an empty
+# RLMBOX_CACHE is a cold build (and a warm one reuses them).
+export GOMODCACHE="$RLMBOX_CACHE/go/mod" GOCACHE="$RLMBOX_CACHE/go/build"
 
 # k8s.io/kubernetes is not meant to be a dependency: its go.mod points each
 # staging module at a directory of its own tree. A module of ours that requires
@@ -81,6 +84,8 @@ cc -O2 -static -o "$out.tmp/pause" "$ROOT/testing/k8s/pause.c"
   for deb in ./*.deb; do dpkg -x "$deb" root; done
   rm -f ./*.deb
 )
+# Only what the cluster runs (the packages' docs, man pages and other tools go).
+rm -rf "$out.tmp/root/usr/share" "$out.tmp/root/etc"
 for f in usr/bin/etcd usr/bin/containerd usr/bin/containerd-shim-runc-v2 usr/bin/ctr \
   usr/lib/cni/bridge usr/lib/cni/host-local usr/lib/cni/loopback usr/lib/cni/ptp usr/lib/cni/portmap; do
   [[ -x "$out.tmp/root/$f" ]] || { log "missing $f in the Debian packages ${DEBS[*]}"; exit 1; }

@@ -13,6 +13,15 @@
 namespace rlmbox::rlm {
 namespace {
 
+// A REPL backend that is gone (down, or the session unknown to it) took the
+// REPL's state with it: the run cannot go on, and the error says so.
+bool ReplLost(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kNotFound;
+}
+std::string LostMessage(const std::string& what) {
+  return "the REPL session was lost (" + what + "): its variables are gone; retry the request";
+}
+
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
@@ -270,7 +279,8 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
     return finish();
   }
   if (Status s = (*runner)->SetContext(context); !s.ok()) {
-    out.error = "cannot load the context: " + s.message();
+    const std::string what = "cannot load the context: " + s.message();
+    out.error = ReplLost(s) ? LostMessage(what) : what;
     return finish();
   }
   const std::string description = DescribeContext(context);
@@ -341,11 +351,7 @@ RlmResult Rlm::Run(const std::string& query, const engine::ContextValue& context
                   {"execution_time", 0}, {"rlm_calls", calls.SubCalls()}, {"final_answer", nullptr}};
         // The REPL itself is gone (backend down, session lost): its state is
         // lost too, so the run cannot go on meaningfully.
-        if (r.status().code() == StatusCode::kUnavailable ||
-            r.status().code() == StatusCode::kNotFound) {
-          repl_lost = "the REPL session was lost (" + r.status().message() +
-                      "): its variables are gone; retry the request";
-        }
+        if (ReplLost(r.status())) repl_lost = LostMessage(r.status().message());
       }
       code_blocks.push_back({{"code", blocks[k]}, {"result", result}});
       if (!outputs.empty()) outputs += "\n\n";

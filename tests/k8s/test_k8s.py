@@ -30,7 +30,7 @@ UID = 65532  # USER in deploy/docker/Dockerfile
 SCRIPT = {"rules": [
     # The run whose execution pod is deleted: its second reply comes late, and the
     # test deletes the pod that holds the session meanwhile.
-    {"match": "kept-step-one", "delay": 6, "reply": "```repl\nprint(kept)\n```"},
+    {"match": "kept-step-one", "delay": 10, "reply": "```repl\nprint(kept)\n```"},
     {"match": "Query: Keep a value.", "reply": "```repl\nkept = 'kept-step-one'\nprint(kept)\n```"},
     {"match": "Sub-question:", "reply": "swordfish"},
     {"match": "Query:", "reply":
@@ -142,6 +142,11 @@ def namespace(c, name):
         "metadata": {"name": name, "labels": {
             "pod-security.kubernetes.io/enforce": "restricted",
             "pod-security.kubernetes.io/enforce-version": "latest"}}}))
+    # Pods are admitted once the namespace's default service account exists.
+    deadline = time.time() + 60
+    while c.kubectl("get", "serviceaccount", "-n", name, "default", check=False).returncode:
+        assert time.time() < deadline, f"no default service account in {name}"
+        time.sleep(0.5)
 
 
 def delete_namespace(c, name):
@@ -366,7 +371,7 @@ def test_server_dry_run_and_pod_security(k8s):
         namespace(c, ns)
         renders[f"helm {topology}"] = (ns, run(
             [os.path.join(tools, "bin", "helm"), "template", "rlmbox", CHART, "-n", ns,
-             "-f", VALUES, "--set", f"topology={topology}"]).stdout)
+             "-f", VALUES, "--set", f"topology={topology}", "--kube-version", "1.36.3"]).stdout)
         # The overlay's own Namespace must exist for a dry run of what goes in it.
         namespace(c, f"rlmbox-kustomize-{topology}")
         renders[f"kustomize {topology}"] = (None, c.kubectl(
