@@ -6,7 +6,7 @@
 BUILD_DIR ?= build
 export BUILD_DIR
 
-.PHONY: all setup fetch-sources build test test-image test-asan fuzz soak run wheel bench bench-http bench-rlm bench-nodes bench-python bench-cpu bench-quick format clean
+.PHONY: all setup fetch-sources build test test-image test-k8s test-asan fuzz soak run wheel bench bench-http bench-rlm bench-nodes bench-python bench-cpu bench-quick format clean
 
 all: build
 
@@ -22,12 +22,18 @@ build: setup
 
 test: build
 	@why=$$(scripts/container-image.sh check) || echo "make test: the image tests will be skipped: $$why"
+	@why=$$(scripts/k8s-cluster.sh check) || echo "make test: the Kubernetes tests will be skipped: $$why"
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 600
 
 # The image from deploy/docker/Dockerfile built with podman and run locked down
 # (scripts/container-image.sh; also part of `make test`).
 test-image: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L image
+
+# Both topologies on a single-node Kubernetes cluster built from the registries
+# (scripts/k8s-cluster.sh, tests/k8s; also part of `make test`).
+test-k8s: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L k8s
 
 # ASan + UBSan build of the C++ tests (the gtest binaries) in build-asan/.
 # wasmtime handles the guest's faults with its own signal handlers, so ASan must

@@ -160,6 +160,16 @@ def ready_pods(c, ns, selector):
                 for cond in p["status"].get("conditions", []))]
 
 
+def wait_ready(c, ns, selector, count, timeout=180):
+    """The pods, once `count` of them are Ready (the HPA raises a Deployment to its
+    minReplicas only after helm --wait has seen the first one)."""
+    deadline = time.time() + timeout
+    while len(pods := ready_pods(c, ns, selector)) < count:
+        assert time.time() < deadline, f"{len(pods)} of {count} pods Ready in {ns}\n{c.logs(5)}"
+        time.sleep(0.5)
+    return pods
+
+
 def service_url(c, ns, name, port=8000):
     svc = c.get("service", "-n", ns, name)
     return f"http://{svc['spec']['clusterIP']}:{port}"
@@ -233,10 +243,12 @@ def helm_install(c, release, ns, topology, *extra):
 
 def test_helm_different_pod(k8s):
     c, ns = k8s, "rlmbox-helm-dp"
+    t0 = time.time()
     took = helm_install(c, "rlmbox", ns, "different-pod")
     print(f"helm install --wait (different-pod): {took:.1f} s")
     exec_sel = "app.kubernetes.io/component=execution"
-    assert len(ready_pods(c, ns, exec_sel)) == 2
+    assert len(wait_ready(c, ns, exec_sel, 2)) == 2
+    print(f"both execution pods Ready: {time.time() - t0:.1f} s after helm install")
     assert_locked_down(c, ns, ["inference", "execution", "execution"])
     inference = service_url(c, ns, "rlmbox-inference")
     assert_rlm_answer(c, inference, "remote")
@@ -283,11 +295,7 @@ def test_helm_different_pod(k8s):
     assert "session was lost" in r["error"], r
     assert_rlm_answer(c, inference, "remote")
     # The Deployment replaces the pod.
-    deadline = time.time() + 120
-    while len(ready_pods(c, ns, exec_sel)) < 2 and time.time() < deadline:
-        time.sleep(1)
-    assert holder not in [p["metadata"]["name"] for p in ready_pods(c, ns, exec_sel)]
-    assert len(ready_pods(c, ns, exec_sel)) == 2
+    assert holder not in [p["metadata"]["name"] for p in wait_ready(c, ns, exec_sel, 2)]
 
     # helm upgrade to a changed value: the rollout replaces both execution pods
     # (maxUnavailable 0) while /execute keeps answering through the Service.
@@ -297,9 +305,12 @@ def test_helm_different_pod(k8s):
 
     def load():
         while not stop.is_set():
-            status, r = c.http("POST", wasm + "/execute", {"code": "print(6 * 7)"},
-                               headers=auth, timeout=30)
-            if status == 200 and r.get("stdout") == "42\n":
+            try:
+                status, r = c.http("POST", wasm + "/execute", {"code": "print(6 * 7)"},
+                                   headers=auth, timeout=30)
+            except OSError as e:  # refused, reset, timed out
+                status, r = None, repr(e)
+            if status == 200 and isinstance(r, dict) and r.get("stdout") == "42\n":
                 counts["ok"] += 1
             else:
                 counts["failed"] += 1
@@ -349,15 +360,24 @@ def test_kustomize_overlay(k8s, topology):
     overlay = os.path.join(HERE, "overlays", topology)
     t0 = time.time()
     c.kubectl("apply", "-k", overlay)
-    c.kubectl("rollout", "status", "-n", ns, "deployment/rlm-inference", "--timeout=300s")
+    wait_ready(c, ns, "app.kubernetes.io/component=inference", 1)
     if topology == "different-pod":
-        c.kubectl("rollout", "status", "-n", ns, "deployment/wasm-repl", "--timeout=300s")
+        wait_ready(c, ns, "app.kubernetes.io/component=execution", 2)
     print(f"kubectl apply -k ({topology}) to Ready: {time.time() - t0:.1f} s")
     assert_locked_down(c, ns, ["inference", "execution", "execution"]
                        if topology == "different-pod" else ["inference", "wasm-manager"])
     assert_rlm_answer(c, service_url(c, ns, "rlm-inference"),
                       "remote" if topology == "different-pod" else "sidecar")
     c.kubectl("delete", "-k", overlay, "--wait=true", "--timeout=180s", check=False)
+
+
+def json_stream(text):
+    """The objects of kubectl's -o json output for several objects (one after another)."""
+    decoder, i, out = json.JSONDecoder(), 0, []
+    while (i := len(text) - len(text[i:].lstrip())) < len(text):
+        obj, i = decoder.raw_decode(text, i)
+        out.extend(obj.get("items", [obj]))
+    return out
 
 
 def test_server_dry_run_and_pod_security(k8s):
@@ -385,9 +405,8 @@ def test_server_dry_run_and_pod_security(k8s):
             manifest.startswith("kind: "), f"{what}: {r.stdout}"
     # The pods themselves against "restricted": a server dry run of each pod template.
     for what, (ns, manifest) in renders.items():
-        objs = json.loads(c.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
-                                    input=manifest).stdout)
-        for obj in objs.get("items", [objs]):
+        for obj in json_stream(c.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
+                                         input=manifest).stdout):
             if obj["kind"] != "Deployment":
                 continue
             pod = {"apiVersion": "v1", "kind": "Pod",
