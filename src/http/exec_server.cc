@@ -3,7 +3,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string_view>
 #include <thread>
 
 #include "base/bounded_json.h"
@@ -111,12 +114,33 @@ bool WantsNdjson(const httplib::Request& req) {
 
 }  // namespace
 
-Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
-  if (req.body.empty()) {
+Result<json> ParseBody(std::string_view body, bool empty_ok) {
+  if (body.empty()) {
     if (empty_ok) return json::object();
     return InvalidArgument("a JSON body is required");
   }
-  return ParseJsonBody(req.body);
+  return ParseJsonBody(body);
+}
+
+std::optional<std::string> ReadBody(const httplib::Request& req,
+                                    const httplib::ContentReader& reader, size_t max_bytes) {
+  std::string body;
+  const std::string length = req.get_header_value("Content-Length");
+  uint64_t declared = 0;
+  if (!length.empty() && length.size() <= 20 &&
+      length.find_first_not_of("0123456789") == std::string::npos) {
+    declared = std::strtoull(length.c_str(), nullptr, 10);
+  }
+  // A claimed length is only a hint (an address range, not touched until the
+  // bytes arrive), and never more than the limit.
+  body.reserve(static_cast<size_t>(std::min<uint64_t>(declared, max_bytes)));
+  const bool whole = reader([&](const char* data, size_t n) {
+    if (body.size() + n > max_bytes) return false;
+    body.append(data, n);
+    return true;
+  });
+  if (!whole) return std::nullopt;
+  return body;
 }
 
 void ExecServer::Impl::RunNodes(const httplib::Request& req, httplib::Response& res,
@@ -218,8 +242,16 @@ void ExecServer::Impl::Execute(const httplib::Request& req, httplib::Response& r
   Reply(res, 200, result->ToJson());
 }
 
-void ExecServer::Impl::CreateSession(const httplib::Request& req, httplib::Response& res) {
-  auto body = ParseBody(req, true);
+void ExecServer::Impl::ReplyTooLarge(httplib::Response& res) {
+  metrics.ObserveHostError("too_large");
+  Reply(res, 413, json{{"error", "request body too large (limit " +
+                                     std::to_string(options.max_body_bytes) + " bytes)"},
+                       {"code", "too_large"}});
+}
+
+void ExecServer::Impl::CreateSession(const httplib::Request& req, std::string_view raw,
+                                     httplib::Response& res) {
+  auto body = ParseBody(raw, true);
   if (!body.ok()) return ReplyError(res, body.status());
   json& b = *body;
   if (!b.contains("profile")) b["profile"] = "rlm";
@@ -350,18 +382,19 @@ void ExecServer::Impl::StreamSessionExecute(std::shared_ptr<service::SessionEntr
       });
 }
 
-void ExecServer::Impl::PutContext(const httplib::Request& req, httplib::Response& res) {
+void ExecServer::Impl::PutContext(const httplib::Request& req, std::string raw,
+                                  httplib::Response& res) {
   auto entry = SessionFor(req);
   if (!entry.ok()) return ReplyError(res, entry.status());
   std::optional<engine::ContextValue> ctx;
   const std::string type = req.get_header_value("Content-Type");
   if (type.find("application/json") != std::string::npos) {
-    auto body = ParseBody(req, false);
+    auto body = ParseBody(raw, false);
     if (!body.ok()) return ReplyError(res, body.status());
     ctx = TakeContext(*body);
     if (!ctx) return ReplyError(res, InvalidArgument("the body needs a \"context\""));
   } else {
-    ctx = engine::ContextValue{engine::ContextValue::Kind::kText, req.body};
+    ctx = engine::ContextValue{engine::ContextValue::Kind::kText, std::move(raw)};
   }
   service::SessionUse use(*entry);
   auto turn = TakeTurn(**entry);
@@ -387,8 +420,11 @@ void ExecServer::Impl::Routes() {
     res.set_content(metrics.Render(), "text/plain; version=0.0.4");
   });
   server.Post("/execute", [this](const httplib::Request& q, httplib::Response& r) { Execute(q, r); });
-  server.Post("/session", [this](const httplib::Request& q, httplib::Response& r) {
-    CreateSession(q, r);
+  server.Post("/session", [this](const httplib::Request& q, httplib::Response& r,
+                                 const httplib::ContentReader& reader) {
+    auto body = ReadBody(q, reader, options.max_body_bytes);
+    if (!body) return ReplyTooLarge(r);
+    CreateSession(q, *body, r);
   });
   server.Get("/sessions", [this](const httplib::Request& req, httplib::Response& res) {
     Reply(res, 200, json{{"sessions", sessions.List(TenantOf(req))}});
@@ -396,7 +432,12 @@ void ExecServer::Impl::Routes() {
   server.Post(R"(/session/([^/]+)/execute)",
               [this](const httplib::Request& q, httplib::Response& r) { SessionExecute(q, r); });
   server.Put(R"(/session/([^/]+)/context)",
-             [this](const httplib::Request& q, httplib::Response& r) { PutContext(q, r); });
+             [this](const httplib::Request& q, httplib::Response& r,
+                    const httplib::ContentReader& reader) {
+               auto body = ReadBody(q, reader, options.max_body_bytes);
+               if (!body) return ReplyTooLarge(r);
+               PutContext(q, std::move(*body), r);
+             });
   server.Get(R"(/session/([^/]+)/vars/([^/]+))", [this](const httplib::Request& req,
                                                         httplib::Response& res) {
     auto entry = SessionFor(req);
@@ -509,10 +550,7 @@ ExecServer::ExecServer(executor::Executor& executor, ExecServerOptions options)
   s.server.set_error_handler([&s](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413) {
-      s.metrics.ObserveHostError("too_large");
-      s.Reply(res, 413, json{{"error", "request body too large (limit " +
-                                           std::to_string(s.options.max_body_bytes) + " bytes)"},
-                            {"code", "too_large"}});
+      s.ReplyTooLarge(res);
     } else if (res.status == 400 && !req.has_header("Content-Length") &&
                !req.has_header("Transfer-Encoding")) {
       s.Reply(res, 400, json{{"error", "a " + req.method +

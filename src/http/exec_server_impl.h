@@ -34,7 +34,20 @@ inline std::string Dump(const json& j) {
 }
 
 // Parses a JSON body; an empty body is `{}` when `empty_ok`.
-Result<json> ParseBody(const httplib::Request& req, bool empty_ok);
+Result<json> ParseBody(std::string_view body, bool empty_ok);
+inline Result<json> ParseBody(const httplib::Request& req, bool empty_ok) {
+  return ParseBody(req.body, empty_ok);
+}
+
+// The body of a route registered with a content reader (the ones that carry a
+// big `context`), read into one buffer sized from Content-Length (at most
+// `max_bytes`, the server's payload limit, which the reader enforces too):
+// cpp-httplib's own body grows by doubling, copying and faulting in ~3x the
+// bytes of a 40 MB body.
+// Nothing when the body could not be read whole: longer than `max_bytes` (the
+// caller answers 413) or the connection failed.
+std::optional<std::string> ReadBody(const httplib::Request& req,
+                                    const httplib::ContentReader& reader, size_t max_bytes);
 
 struct ExecServer::Impl {
   Impl(executor::Executor& ex, ExecServerOptions o)
@@ -114,12 +127,13 @@ struct ExecServer::Impl {
     return reply;
   }
   void Execute(const httplib::Request& req, httplib::Response& res);
-  void CreateSession(const httplib::Request& req, httplib::Response& res);
+  void CreateSession(const httplib::Request& req, std::string_view body, httplib::Response& res);
+  void ReplyTooLarge(httplib::Response& res);
   void SessionExecute(const httplib::Request& req, httplib::Response& res);
   void StreamSessionExecute(std::shared_ptr<service::SessionEntry> entry, std::string code,
                             std::optional<engine::ContextValue> context, engine::Limits limits,
                             httplib::Response& res);
-  void PutContext(const httplib::Request& req, httplib::Response& res);
+  void PutContext(const httplib::Request& req, std::string body, httplib::Response& res);
   // POST /nodes/execute and POST /workflows/run (plain JSON or NDJSON stream).
   void RunNodes(const httplib::Request& req, httplib::Response& res, bool workflow);
 

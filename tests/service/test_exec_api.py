@@ -99,6 +99,53 @@ def test_huge_body_is_413(make_service):
     assert s.execute("print('ok')")[1]["stdout"] == "ok\n"
 
 
+def test_a_context_over_the_body_limit_is_413_and_one_under_it_binds_whole(make_service):
+    """The routes that carry a big context read their body themselves (one buffer
+    sized from Content-Length): the limit still holds, whether the length is
+    declared or the body is chunked, and a body just under it arrives whole."""
+    s = make_service(env={"MAX_REQUEST_BYTES": "100000"})
+    big = {"context": "a" * 200_000}
+    status, r = s.post("/session", big)
+    assert status == 413 and r["code"] == "too_large", r
+    status, sid = s.post("/session", {})
+    sid = sid["session_id"]
+    status, r = s.request("PUT", f"/session/{sid}/context", big)
+    assert status == 413 and r["code"] == "too_large", r
+    status, r = s.request("PUT", f"/session/{sid}/context", raw="b" * 200_000,
+                          headers={"Content-Type": "text/plain"})
+    assert status == 413 and r["code"] == "too_large", r
+
+    def chunked(path, payload, ctype):
+        c = s.conn(30)
+        c.putrequest("PUT" if "context" in path else "POST", path)
+        c.putheader("Content-Type", ctype)
+        c.putheader("Transfer-Encoding", "chunked")
+        c.endheaders()
+        for i in range(0, len(payload), 10_000):
+            part = payload[i:i + 10_000]
+            c.send(b"%x\r\n%s\r\n" % (len(part), part))
+        c.send(b"0\r\n\r\n")
+        r = c.getresponse()
+        out = (r.status, json.loads(r.read()))
+        c.close()
+        return out
+    status, r = chunked("/session", json.dumps(big).encode(), "application/json")
+    assert status == 413 and r["code"] == "too_large", r
+    status, r = chunked(f"/session/{sid}/context", b"c" * 200_000, "text/plain")
+    assert status == 413 and r["code"] == "too_large", r
+    # Just under the limit: every byte is there.
+    text = "xyz" * 30_000
+    status, r = s.post("/session", {"context": text})
+    assert status == 200, r
+    assert s.post(f"/session/{r['session_id']}/execute",
+                  {"code": "print(len(context), context[-3:])"})[1]["stdout"] == "90000 xyz\n"
+    status, _ = chunked(f"/session/{sid}/context", text.encode(), "text/plain")
+    assert status == 200
+    assert s.post(f"/session/{sid}/execute",
+                  {"code": "print(len(context))"})[1]["stdout"] == "90000\n"
+    assert s.execute("print('ok')")[1]["stdout"] == "ok\n"
+
+
 def test_metrics_count_outcomes(svc):
     svc.execute("1/0")
     svc.execute("while True: pass", limits={"cpu_time": 0.2})
