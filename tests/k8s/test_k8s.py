@@ -288,14 +288,30 @@ def test_helm_different_pod(k8s):
                 holder = p["metadata"]["name"]
         time.sleep(0.2)
     assert holder, "the RLM run's session was never opened"
+    before = {p["metadata"]["name"] for p in ready_pods(c, ns, exec_sel)}
     c.kubectl("delete", "pod", "-n", ns, holder, "--wait=false")
     run_thread.join(timeout=120)
     status, r = result["r"]
     assert status == 200 and r["success"] is False, r
     assert "session was lost" in r["error"], r
     assert_rlm_answer(c, inference, "remote")
-    # The Deployment replaces the pod.
-    assert holder not in [p["metadata"]["name"] for p in wait_ready(c, ns, exec_sel, 2)]
+    # The Deployment replaces the pod, and new sessions reach the new one too.
+    pods = wait_ready(c, ns, exec_sel, 2)
+    assert holder not in [p["metadata"]["name"] for p in pods]
+    fresh = [p for p in pods if p["metadata"]["name"] not in before]
+    assert len(fresh) == 1, (before, [p["metadata"]["name"] for p in pods])
+    fresh_url = f"http://{fresh[0]['status']['podIP']}:8000"
+    for _ in range(40):
+        status, s = c.http("POST", wasm + "/session", {}, headers=auth)
+        assert status == 200, s
+        url = f"{s['endpoint']}/session/{s['session_id']}"
+        status, r = c.http("POST", url + "/execute", {"code": "print('on', 6 * 7)"}, headers=auth)
+        assert status == 200 and r["stdout"] == "on 42\n", r
+        c.http("DELETE", url, headers=auth)
+        if s["endpoint"] == fresh_url:
+            break
+    else:
+        raise AssertionError(f"no new session reached the replacement pod {fresh_url}")
 
     # helm upgrade to a changed value: the rollout replaces both execution pods
     # (maxUnavailable 0) while /execute keeps answering through the Service.
