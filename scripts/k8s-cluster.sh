@@ -223,10 +223,10 @@ cluster_pids() {
   done | sort -un
 }
 
-kill_cluster_processes() {  # kill_cluster_processes CGROUP [EXCEPT_PID]
+kill_cluster_processes() {  # kill_cluster_processes CGROUP (called from outside it)
   local i pids
   for ((i = 0; i < 50; i++)); do
-    pids=$(cluster_pids "$1" | grep -vx "${2:-0}" || true)
+    pids=$(cluster_pids "$1")
     [[ -z "$pids" ]] && return 0
     # shellcheck disable=SC2086
     kill -KILL $pids 2>/dev/null || true

@@ -14,11 +14,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
+from code_word_script import CODE_WORD_RULES  # noqa: E402
 from cluster import (CLUSTER, IMAGE_SCRIPT, MODEL_PORT, NODE_IP, ROOT, TOOLS, Cluster,
                      pause_archive, run)
 
@@ -32,14 +35,7 @@ SCRIPT = {"rules": [
     # test deletes the pod that holds the session meanwhile.
     {"match": "kept-step-one", "delay": 10, "reply": "```repl\nprint(kept)\n```"},
     {"match": "Query: Keep a value.", "reply": "```repl\nkept = 'kept-step-one'\nprint(kept)\n```"},
-    {"match": "Sub-question:", "reply": "swordfish"},
-    {"match": "Query:", "reply":
-        "```repl\n"
-        "word = llm_query('Sub-question: what is the code word?')\n"
-        "result = word.strip().upper()\n"
-        "print(result)\n"
-        "```\n"
-        "FINAL_VAR(result)"},
+    *CODE_WORD_RULES,
 ]}
 
 # A minimal ServiceMonitor CRD (the chart and the base render one; the

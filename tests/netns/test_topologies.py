@@ -10,24 +10,19 @@ same HTTP exchange, and the execution plane never opens a connection of its own.
 """
 import json
 import os
+import sys
 
 from netns_cluster import BIN, GATEWAY, OUTSIDE, OUTSIDE_PORT
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
+from code_word_script import CODE_WORD_RULES  # noqa: E402
 
 INFERENCE, EXECUTION, MODEL = "10.77.0.2", "10.77.0.3", "10.77.0.4"
 POD = "10.77.0.2"          # the sidecar pod
 PORT, SIDECAR_PORT, MODEL_PORT = 8000, 8080, 443
 TOKEN = "netns-shared-token"
 
-SCRIPT = {"rules": [
-    {"match": "Sub-question:", "reply": "swordfish"},
-    {"match": "Query:", "reply":
-        "```repl\n"
-        "word = llm_query('Sub-question: what is the code word?')\n"
-        "result = word.strip().upper()\n"
-        "print(result)\n"
-        "```\n"
-        "FINAL_VAR(result)"},
-]}
+SCRIPT = {"rules": CODE_WORD_RULES}
 
 
 # A dropped SYN gets no answer: the connect times out (a local egress drop too: TCP
